@@ -1,0 +1,118 @@
+# cloister build. `make` builds build/cloister and build/libcloister.a;
+# `make run` is the main job, `make check` installs, builds and runs every test.
+
+CC        ?= cc
+FUZZ_CC   ?= clang
+BUILD     ?= build
+CLOISTER_VECTORS ?= $(abspath ../shared/vectors)
+export CLOISTER_VECTORS
+
+PKGS      := openssl jansson libcurl
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN      := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+             -Wmissing-prototypes -Wformat=2 -Wconversion -Wno-sign-conversion \
+             -Wno-missing-field-initializers
+HARDEN    := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIC
+CFLAGS    ?= -O2 -g
+ALL_CFLAGS = $(WARN) $(HARDEN) -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) $(CFLAGS) $(EXTRA_CFLAGS)
+LDLIBS    := $(PKG_LIBS) -lpthread
+
+LIB_SRC   := $(sort $(wildcard src/core/*.c src/crypto/*.c src/evidence/*.c src/endorse/*.c))
+CLI_SRC   := $(sort $(wildcard src/cli/*.c))
+TEST_SRC  := $(sort $(wildcard tests/unit/*_test.c))
+FUZZ_SRC  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+TESTS     := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+BENCHES   := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+FUZZERS   := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+
+.PHONY: all deps run check test unit e2e asan fuzz fuzz-smoke bench clean format
+
+all: $(BUILD)/cloister $(BUILD)/libcloister.a
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/obj/%.o: %.c $(wildcard include/cloister/*.h) $(wildcard src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/libcloister.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/cloister: $(CLI_OBJ) $(BUILD)/libcloister.a
+	$(CC) $(ALL_CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libcloister.a $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/test.h $(BUILD)/libcloister.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Isrc -Itests/unit -o $@ $< $(BUILD)/libcloister.a $(LDLIBS)
+
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libcloister.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Isrc -o $@ $< $(BUILD)/libcloister.a $(LDLIBS)
+
+# ---------------------------------------------------------------- main job
+run: deps all
+	@scripts/run.sh $(BUILD)/cloister
+
+# ------------------------------------------------------------------- tests
+unit: $(TESTS)
+	@scripts/run-tests.sh unit $(TESTS)
+
+e2e: all
+	@scripts/run-tests.sh e2e $(BUILD)/cloister
+
+test: unit e2e
+
+# Every test again under AddressSanitizer and UndefinedBehaviorSanitizer.
+asan:
+	$(MAKE) --no-print-directory BUILD=build/asan CC=$(CC) \
+		CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
+		EXTRA_CFLAGS="-U_FORTIFY_SOURCE" test
+
+check: deps
+	$(MAKE) --no-print-directory all
+	$(MAKE) --no-print-directory test
+	$(MAKE) --no-print-directory asan
+	$(MAKE) --no-print-directory fuzz-smoke
+	@echo "check: all tests passed"
+
+# -------------------------------------------------------------------- fuzz
+FUZZ_FLAGS := -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/fuzzobj/%.o)
+
+$(BUILD)/fuzzobj/%.o: %.c $(wildcard include/cloister/*.h) $(wildcard src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -Iinclude -Isrc $(PKG_CFLAGS) $(FUZZ_FLAGS) -c $< -o $@
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -Iinclude -Isrc $(PKG_CFLAGS) $(FUZZ_FLAGS) \
+		-fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_OBJ) $(LDLIBS)
+
+fuzzers: $(FUZZERS)
+
+# Short run of every target: replay kept crashers, then fuzz from the vectors.
+fuzz-smoke: $(FUZZERS)
+	@scripts/fuzz.sh smoke $(FUZZERS)
+
+# Longer, open-ended fuzzing: FUZZ_SECONDS per target (default 300).
+fuzz: $(FUZZERS)
+	@scripts/fuzz.sh long $(FUZZERS)
+
+# ------------------------------------------------------------------- bench
+bench: $(BUILD)/cloister $(BENCHES)
+	@for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
+
+format:
+	clang-format -i $(LIB_SRC) $(CLI_SRC) $(TEST_SRC) $(FUZZ_SRC) $(BENCH_SRC) include/cloister/*.h src/*/*.h
+
+clean:
+	rm -rf build

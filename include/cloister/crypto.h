@@ -1,0 +1,76 @@
+/*
+ * cloister crypto: thin, checked wrappers over OpenSSL 3 for what evidence
+ * verification needs: digests, ECDSA over raw (r, s) pairs, EC keys from raw
+ * points, and X.509 chain checks against pinned roots at a given time.
+ */
+#ifndef CLOISTER_CRYPTO_H
+#define CLOISTER_CRYPTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "cloister/core.h"
+
+enum cl_hash { CL_SHA256 = 1, CL_SHA384 = 2, CL_SHA512 = 3 };
+
+#define CL_MAX_DIGEST 64
+/* Caps on endorsement material read from the wire or disk. */
+#define CL_MAX_CERT_CHAIN 8
+#define CL_MAX_CERT_DER (16 * 1024)
+#define CL_MAX_PEM_CHAIN (64 * 1024)
+
+size_t cl_hash_len(enum cl_hash h);
+const EVP_MD *cl_hash_md(enum cl_hash h);
+CL_MUST_USE int cl_digest(enum cl_hash h, const void *data, size_t n, uint8_t *out);
+
+/*
+ * Verify an ECDSA signature given as big-endian r and s of n bytes each over
+ * msg (hashed here with h). Returns CL_OK or CL_ERR_SIGNATURE.
+ */
+CL_MUST_USE int cl_ecdsa_verify_raw(EVP_PKEY *key, enum cl_hash h, const void *msg, size_t msglen,
+				    const uint8_t *r, const uint8_t *s, size_t n);
+/* Same, over a digest computed by the caller. */
+CL_MUST_USE int cl_ecdsa_verify_digest_raw(EVP_PKEY *key, const uint8_t *dgst, size_t dlen,
+					   const uint8_t *r, const uint8_t *s, size_t n);
+/* Verify a DER-encoded signature (ECDSA or RSA PKCS#1 v1.5) over msg. */
+CL_MUST_USE int cl_verify_der(EVP_PKEY *key, enum cl_hash h, const void *msg, size_t msglen,
+			      const uint8_t *sig, size_t siglen);
+
+/* An EC public key from the affine coordinates x, y (n bytes each, big-endian). */
+CL_MUST_USE int cl_ec_key_from_xy(const char *curve, const uint8_t *x, const uint8_t *y, size_t n,
+				  EVP_PKEY **out);
+
+/* Reverse a byte string in place (little-endian wire integers). */
+void cl_reverse(uint8_t *p, size_t n);
+
+/* --------------------------------------------------------------------- X.509 */
+
+/* Parse one DER certificate. */
+CL_MUST_USE int cl_x509_from_der(const uint8_t *der, size_t n, X509 **out);
+/* Parse a DER certificate or the first PEM certificate. */
+CL_MUST_USE int cl_x509_from_any(const uint8_t *p, size_t n, X509 **out);
+/* Parse every PEM certificate in p (at most CL_MAX_CERT_CHAIN). */
+CL_MUST_USE int cl_x509_chain_from_pem(const uint8_t *p, size_t n, STACK_OF(X509) **out);
+/* Parse a CRL in DER or PEM. */
+CL_MUST_USE int cl_crl_from_any(const uint8_t *p, size_t n, X509_CRL **out);
+
+/*
+ * Verify leaf up to one of the trusted roots (self-signed, pinned), using
+ * untrusted intermediates, at time `at` (seconds since the epoch; 0 = now).
+ * With crls (may be NULL) every certificate in the chain must be covered by a
+ * CRL and not listed on it. The resulting chain length is stored in
+ * *depth when non-NULL.
+ */
+CL_MUST_USE int cl_x509_verify(X509 *leaf, STACK_OF(X509) *untrusted, STACK_OF(X509) *roots,
+			       STACK_OF(X509_CRL) *crls, int64_t at, int *depth);
+
+/*
+ * The raw value of a (non-standard) extension as DER bytes of its
+ * extnValue OCTET STRING contents. Pointer is into the certificate.
+ */
+CL_MUST_USE int cl_x509_ext_by_oid(X509 *cert, const char *oid, const uint8_t **val, size_t *len);
+
+#endif

@@ -1,0 +1,85 @@
+/*
+ * cloister evidence: verify hardware attestation evidence offline and turn it
+ * into normalised claims.
+ *
+ *   struct cl_verify_opts o = CL_VERIFY_OPTS_INIT;
+ *   struct cl_verify_result r = {0};
+ *   cl_verify_evidence(bytes, len, &o, &r);   // r.status == CL_OK: verified
+ *   ... json_dumps(r.claims, ...) ...
+ *   cl_verify_result_free(&r);
+ */
+#ifndef CLOISTER_EVIDENCE_H
+#define CLOISTER_EVIDENCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "cloister/core.h"
+
+enum cl_format {
+	CL_FORMAT_AUTO = 0,
+	CL_FORMAT_SNP,
+	CL_FORMAT_TDX,
+	CL_FORMAT_SGX,
+};
+
+/* "snp", "tdx", "sgx"; "auto" for CL_FORMAT_AUTO. */
+const char *cl_format_name(enum cl_format f);
+CL_MUST_USE int cl_format_parse(const char *s, enum cl_format *out);
+/* Guess the format of raw evidence from its header; CL_FORMAT_AUTO if unknown. */
+enum cl_format cl_format_detect(const uint8_t *ev, size_t n);
+
+#define CL_REPORT_DATA_LEN 64
+#define CL_MAX_EVIDENCE (1u << 20)
+
+struct cl_verify_opts {
+	enum cl_format format;
+	/* SNP: VCEK or VLEK certificate (DER or PEM). NULL: cache, then KDS. */
+	const uint8_t *vcek;
+	size_t vcek_len;
+	/*
+	 * SNP: ASK/ASVK (+ARK) chain in PEM replacing the pinned intermediates
+	 * (the ARK must still be a pinned root). DCAP: PCK chain (PEM) used when
+	 * the quote carries none.
+	 */
+	const uint8_t *certs;
+	size_t certs_len;
+	/* DCAP collateral: a JSON file, or a directory of PCS responses. */
+	const char *collateral;
+	/* Verification time, seconds since the epoch; 0 = now. */
+	int64_t at;
+	/* Demand this exact REPORT_DATA when have_report_data is set. */
+	uint8_t report_data[CL_REPORT_DATA_LEN];
+	int have_report_data;
+	/* Accept evidence from debuggable guests/enclaves. */
+	int allow_debug;
+	/* Never touch the network (cache and given files only). */
+	int offline;
+	/* Collateral cache directory; NULL = $XDG_CACHE_HOME/cloister. */
+	const char *cache_dir;
+	/* AMD KDS base URL; NULL = https://kdsintf.amd.com */
+	const char *kds_url;
+	/* Intel PCS/PCCS base URL; NULL = no collateral fetch. */
+	const char *pcs_url;
+};
+
+#define CL_VERIFY_OPTS_INIT { 0 }
+
+struct cl_verify_result {
+	int status;            /* CL_OK when verified, else a cl_err */
+	enum cl_format format; /* what the evidence was parsed as */
+	char reason[512];      /* why it was rejected; "" when verified */
+	json_t *claims;        /* owned; NULL if the evidence did not parse */
+};
+
+/*
+ * Parse and verify evidence. Returns res->status. Claims are filled whenever
+ * the evidence parsed, so a caller can show what was rejected.
+ */
+CL_MUST_USE int cl_verify_evidence(const uint8_t *ev, size_t n, const struct cl_verify_opts *opts,
+				   struct cl_verify_result *res);
+void cl_verify_result_free(struct cl_verify_result *res);
+
+#endif

@@ -1,0 +1,12 @@
+#ifndef CLOISTER_CLI_H
+#define CLOISTER_CLI_H
+
+#define CLOISTER_VERSION "0.1.0"
+
+/* Exit codes shared by every command. */
+enum { EXIT_VERIFIED = 0, EXIT_REJECTED = 1, EXIT_USAGE = 2 };
+
+int cmd_verify(int argc, char **argv);
+int cmd_version(int argc, char **argv);
+
+#endif

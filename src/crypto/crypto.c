@@ -1,0 +1,344 @@
+#include <string.h>
+
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/param_build.h>
+#include <openssl/pem.h>
+
+#include "cloister/crypto.h"
+
+size_t cl_hash_len(enum cl_hash h)
+{
+	switch (h) {
+	case CL_SHA256:
+		return 32;
+	case CL_SHA384:
+		return 48;
+	case CL_SHA512:
+		return 64;
+	default:
+		return 0;
+	}
+}
+
+const EVP_MD *cl_hash_md(enum cl_hash h)
+{
+	switch (h) {
+	case CL_SHA256:
+		return EVP_sha256();
+	case CL_SHA384:
+		return EVP_sha384();
+	case CL_SHA512:
+		return EVP_sha512();
+	default:
+		return NULL;
+	}
+}
+
+int cl_digest(enum cl_hash h, const void *data, size_t n, uint8_t *out)
+{
+	const EVP_MD *md = cl_hash_md(h);
+
+	CL_ENSURE(md != NULL, CL_ERR_ARG);
+	CL_GUARD_OSSL(EVP_Digest(data, n, out, NULL, md, NULL), CL_ERR_CRYPTO);
+	return CL_OK;
+}
+
+void cl_reverse(uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n / 2; i++) {
+		uint8_t t = p[i];
+
+		p[i] = p[n - 1 - i];
+		p[n - 1 - i] = t;
+	}
+}
+
+/* DER-encode (r, s) into buf; returns length or -1. */
+static int sig_to_der(const uint8_t *r, const uint8_t *s, size_t n, uint8_t **der)
+{
+	ECDSA_SIG *sig = ECDSA_SIG_new();
+	BIGNUM *br = BN_bin2bn(r, (int)n, NULL);
+	BIGNUM *bs = BN_bin2bn(s, (int)n, NULL);
+	int len = -1;
+
+	if (!sig || !br || !bs || ECDSA_SIG_set0(sig, br, bs) != 1) {
+		BN_free(br);
+		BN_free(bs);
+		ECDSA_SIG_free(sig);
+		return -1;
+	}
+	*der = NULL;
+	len = i2d_ECDSA_SIG(sig, der);
+	ECDSA_SIG_free(sig);
+	return len;
+}
+
+int cl_ecdsa_verify_raw(EVP_PKEY *key, enum cl_hash h, const void *msg, size_t msglen,
+			const uint8_t *r, const uint8_t *s, size_t n)
+{
+	uint8_t dgst[CL_MAX_DIGEST];
+
+	CL_GUARD(cl_digest(h, msg, msglen, dgst));
+	return cl_ecdsa_verify_digest_raw(key, dgst, cl_hash_len(h), r, s, n);
+}
+
+int cl_ecdsa_verify_digest_raw(EVP_PKEY *key, const uint8_t *dgst, size_t dlen, const uint8_t *r,
+			       const uint8_t *s, size_t n)
+{
+	uint8_t *der = NULL;
+	int derlen = 0, ok = 0;
+	EVP_PKEY_CTX *ctx = NULL;
+
+	if (n > 128)
+		return cl_fail(CL_ERR_ARG, "signature component too large");
+	derlen = sig_to_der(r, s, n, &der);
+	if (derlen < 0)
+		return cl_fail(CL_ERR_SIGNATURE, "malformed ECDSA signature");
+	ctx = EVP_PKEY_CTX_new(key, NULL);
+	if (ctx && EVP_PKEY_verify_init(ctx) == 1)
+		ok = EVP_PKEY_verify(ctx, der, (size_t)derlen, dgst, dlen);
+	EVP_PKEY_CTX_free(ctx);
+	OPENSSL_free(der);
+	ERR_clear_error();
+	if (ok != 1)
+		return cl_fail(CL_ERR_SIGNATURE, "ECDSA signature does not verify");
+	return CL_OK;
+}
+
+int cl_verify_der(EVP_PKEY *key, enum cl_hash h, const void *msg, size_t msglen,
+		  const uint8_t *sig, size_t siglen)
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	int ok = 0;
+
+	if (!ctx)
+		return cl_fail(CL_ERR_NOMEM, "out of memory");
+	if (EVP_DigestVerifyInit(ctx, NULL, cl_hash_md(h), NULL, key) == 1)
+		ok = EVP_DigestVerify(ctx, sig, siglen, msg, msglen);
+	EVP_MD_CTX_free(ctx);
+	ERR_clear_error();
+	if (ok != 1)
+		return cl_fail(CL_ERR_SIGNATURE, "signature does not verify");
+	return CL_OK;
+}
+
+int cl_ec_key_from_xy(const char *curve, const uint8_t *x, const uint8_t *y, size_t n,
+		      EVP_PKEY **out)
+{
+	uint8_t pt[1 + 2 * 66];
+	OSSL_PARAM_BLD *bld = NULL;
+	OSSL_PARAM *params = NULL;
+	EVP_PKEY_CTX *ctx = NULL;
+	EVP_PKEY *pkey = NULL;
+	int rc = CL_OK;
+
+	if (n > 66)
+		return cl_fail(CL_ERR_ARG, "EC coordinate too large");
+	pt[0] = 0x04;
+	memcpy(pt + 1, x, n);
+	memcpy(pt + 1 + n, y, n);
+	bld = OSSL_PARAM_BLD_new();
+	CL_CHECK(bld != NULL, CL_ERR_NOMEM, "out of memory");
+	CL_CHECK(OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, curve, 0) == 1 &&
+			 OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pt,
+							  1 + 2 * n) == 1,
+		 CL_ERR_CRYPTO, "cannot build EC key parameters");
+	params = OSSL_PARAM_BLD_to_param(bld);
+	ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+	CL_CHECK(params && ctx && EVP_PKEY_fromdata_init(ctx) == 1, CL_ERR_CRYPTO,
+		 "cannot create EC key");
+	CL_CHECK(EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) == 1, CL_ERR_MALFORMED,
+		 "invalid EC public key");
+	/* fromdata does not check that the point is on the curve. */
+	EVP_PKEY_CTX_free(ctx);
+	ctx = EVP_PKEY_CTX_new(pkey, NULL);
+	CL_CHECK(ctx && EVP_PKEY_public_check(ctx) == 1, CL_ERR_MALFORMED,
+		 "EC public key is not on the curve");
+	*out = pkey;
+	pkey = NULL;
+out:
+	EVP_PKEY_free(pkey);
+	EVP_PKEY_CTX_free(ctx);
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	ERR_clear_error();
+	return rc;
+}
+
+int cl_x509_from_der(const uint8_t *der, size_t n, X509 **out)
+{
+	const unsigned char *p = der;
+	X509 *x = NULL;
+
+	if (n > CL_MAX_CERT_DER || n > LONG_MAX)
+		return cl_fail(CL_ERR_MALFORMED, "certificate larger than %d bytes", CL_MAX_CERT_DER);
+	x = d2i_X509(NULL, &p, (long)n);
+	ERR_clear_error();
+	if (!x || p != der + n) {
+		X509_free(x);
+		return cl_fail(CL_ERR_MALFORMED, "not a DER certificate");
+	}
+	*out = x;
+	return CL_OK;
+}
+
+static int looks_pem(const uint8_t *p, size_t n)
+{
+	static const char tag[] = "-----BEGIN";
+
+	for (size_t i = 0; i + sizeof(tag) - 1 <= n && i < 4096; i++)
+		if (memcmp(p + i, tag, sizeof(tag) - 1) == 0)
+			return 1;
+	return 0;
+}
+
+int cl_x509_from_any(const uint8_t *p, size_t n, X509 **out)
+{
+	STACK_OF(X509) *sk = NULL;
+
+	if (!looks_pem(p, n))
+		return cl_x509_from_der(p, n, out);
+	CL_GUARD(cl_x509_chain_from_pem(p, n, &sk));
+	*out = sk_X509_shift(sk);
+	sk_X509_pop_free(sk, X509_free);
+	return CL_OK;
+}
+
+int cl_x509_chain_from_pem(const uint8_t *p, size_t n, STACK_OF(X509) **out)
+{
+	BIO *bio = NULL;
+	STACK_OF(X509) *sk = NULL;
+	X509 *x = NULL;
+	int rc = CL_OK;
+
+	CL_ENSURE_MSG(n <= CL_MAX_PEM_CHAIN && n <= INT32_MAX, CL_ERR_MALFORMED,
+		      "certificate chain larger than %d bytes", CL_MAX_PEM_CHAIN);
+	bio = BIO_new_mem_buf(p, (int)n);
+	sk = sk_X509_new_null();
+	CL_CHECK(bio && sk, CL_ERR_NOMEM, "out of memory");
+	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+		CL_CHECK(sk_X509_num(sk) < CL_MAX_CERT_CHAIN, CL_ERR_MALFORMED,
+			 "more than %d certificates in chain", CL_MAX_CERT_CHAIN);
+		CL_CHECK(sk_X509_push(sk, x) > 0, CL_ERR_NOMEM, "out of memory");
+		x = NULL;
+	}
+	CL_CHECK(sk_X509_num(sk) > 0, CL_ERR_MALFORMED, "no PEM certificate found");
+	*out = sk;
+	sk = NULL;
+out:
+	X509_free(x);
+	sk_X509_pop_free(sk, X509_free);
+	BIO_free(bio);
+	ERR_clear_error();
+	return rc;
+}
+
+int cl_crl_from_any(const uint8_t *p, size_t n, X509_CRL **out)
+{
+	X509_CRL *crl = NULL;
+
+	if (n > INT32_MAX)
+		return cl_fail(CL_ERR_MALFORMED, "CRL too large");
+	if (looks_pem(p, n)) {
+		BIO *bio = BIO_new_mem_buf(p, (int)n);
+
+		if (bio)
+			crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL);
+		BIO_free(bio);
+	} else {
+		const unsigned char *q = p;
+
+		crl = d2i_X509_CRL(NULL, &q, (long)n);
+		if (crl && q != p + n) {
+			X509_CRL_free(crl);
+			crl = NULL;
+		}
+	}
+	ERR_clear_error();
+	if (!crl)
+		return cl_fail(CL_ERR_MALFORMED, "not a CRL");
+	*out = crl;
+	return CL_OK;
+}
+
+int cl_x509_verify(X509 *leaf, STACK_OF(X509) *untrusted, STACK_OF(X509) *roots,
+		   STACK_OF(X509_CRL) *crls, int64_t at, int *depth)
+{
+	X509_STORE *store = X509_STORE_new();
+	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+	X509_VERIFY_PARAM *vp = NULL;
+	int rc = CL_OK, ok = 0, err = 0;
+	unsigned long flags = X509_V_FLAG_X509_STRICT;
+
+	CL_CHECK(store && ctx, CL_ERR_NOMEM, "out of memory");
+	for (int i = 0; i < sk_X509_num(roots); i++)
+		CL_CHECK(X509_STORE_add_cert(store, sk_X509_value(roots, i)) == 1, CL_ERR_CRYPTO,
+			 "cannot add trust anchor");
+	CL_CHECK(X509_STORE_CTX_init(ctx, store, leaf, untrusted) == 1, CL_ERR_CRYPTO,
+		 "cannot initialise chain verification");
+	vp = X509_STORE_CTX_get0_param(ctx);
+	if (crls) {
+		X509_STORE_CTX_set0_crls(ctx, crls);
+		flags |= X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL;
+	}
+	if (at)
+		X509_VERIFY_PARAM_set_time(vp, (time_t)at);
+	X509_VERIFY_PARAM_set_flags(vp, flags);
+	/* Only the pinned roots are trust anchors; never the system store. */
+	X509_VERIFY_PARAM_set_trust(vp, X509_TRUST_DEFAULT);
+	ok = X509_verify_cert(ctx);
+	if (ok != 1) {
+		err = X509_STORE_CTX_get_error(ctx);
+		switch (err) {
+		case X509_V_ERR_CERT_HAS_EXPIRED:
+		case X509_V_ERR_CERT_NOT_YET_VALID:
+		case X509_V_ERR_CRL_HAS_EXPIRED:
+		case X509_V_ERR_CRL_NOT_YET_VALID:
+			rc = cl_fail(CL_ERR_EXPIRED, "certificate chain: %s (depth %d)",
+				     X509_verify_cert_error_string(err),
+				     X509_STORE_CTX_get_error_depth(ctx));
+			break;
+		case X509_V_ERR_CERT_REVOKED:
+			rc = cl_fail(CL_ERR_REVOKED, "certificate chain: %s (depth %d)",
+				     X509_verify_cert_error_string(err),
+				     X509_STORE_CTX_get_error_depth(ctx));
+			break;
+		default:
+			rc = cl_fail(CL_ERR_CHAIN, "certificate chain: %s (depth %d)",
+				     X509_verify_cert_error_string(err),
+				     X509_STORE_CTX_get_error_depth(ctx));
+			break;
+		}
+		goto out;
+	}
+	if (depth)
+		*depth = sk_X509_num(X509_STORE_CTX_get0_chain(ctx));
+out:
+	X509_STORE_CTX_free(ctx);
+	X509_STORE_free(store);
+	ERR_clear_error();
+	return rc;
+}
+
+int cl_x509_ext_by_oid(X509 *cert, const char *oid, const uint8_t **val, size_t *len)
+{
+	ASN1_OBJECT *obj = OBJ_txt2obj(oid, 1);
+	int idx = -1;
+	X509_EXTENSION *ext = NULL;
+	ASN1_OCTET_STRING *os = NULL;
+
+	if (!obj)
+		return cl_fail(CL_ERR_ARG, "bad OID %s", oid);
+	idx = X509_get_ext_by_OBJ(cert, obj, -1);
+	ASN1_OBJECT_free(obj);
+	if (idx < 0)
+		return cl_fail(CL_ERR_NOT_FOUND, "certificate has no extension %s", oid);
+	ext = X509_get_ext(cert, idx);
+	os = X509_EXTENSION_get_data(ext);
+	*val = ASN1_STRING_get0_data(os);
+	*len = (size_t)ASN1_STRING_length(os);
+	return CL_OK;
+}

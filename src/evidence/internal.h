@@ -1,0 +1,24 @@
+/* Per-format verifiers behind cl_verify_evidence(). */
+#ifndef CLOISTER_EVIDENCE_INTERNAL_H
+#define CLOISTER_EVIDENCE_INTERNAL_H
+
+#include "cloister/evidence.h"
+
+/*
+ * Each verifier parses ev, fills *claims (a new JSON object owned by the
+ * caller, set as soon as the evidence parsed, even if a later check fails)
+ * and returns CL_OK or a cl_err with the detail set through cl_fail().
+ */
+CL_MUST_USE int cl_snp_verify(const uint8_t *ev, size_t n, const struct cl_verify_opts *o,
+			      json_t **claims);
+CL_MUST_USE int cl_dcap_verify(const uint8_t *ev, size_t n, const struct cl_verify_opts *o,
+			       enum cl_format *fmt, json_t **claims);
+
+/* Helpers shared by the verifiers. */
+/* The common claims every platform has; fields set to defaults. */
+json_t *cl_claims_new(const char *platform);
+CL_MUST_USE int cl_claims_set_hex(json_t *claims, const char *key, const uint8_t *p, size_t n);
+/* Compare report_data with the expected value in opts (when given). */
+CL_MUST_USE int cl_check_report_data(const struct cl_verify_opts *o, const uint8_t rd[64]);
+
+#endif

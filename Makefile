@@ -2,6 +2,7 @@
 # `make run` is the main job, `make check` installs, builds and runs every test.
 
 CC        ?= cc
+Q         ?= @
 FUZZ_CC   ?= clang
 BUILD     ?= build
 CLOISTER_VECTORS ?= $(abspath ../shared/vectors)
@@ -40,23 +41,28 @@ deps:
 
 $(BUILD)/obj/%.o: %.c $(wildcard include/cloister/*.h) $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	@echo "  CC      $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(BUILD)/libcloister.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	rm -f $@
-	ar rcs $@ $^
+	@rm -f $@
+	@echo "  AR      $@"
+	$(Q)ar rcs $@ $^
 
 $(BUILD)/cloister: $(CLI_OBJ) $(BUILD)/libcloister.a
-	$(CC) $(ALL_CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libcloister.a $(LDLIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libcloister.a $(LDLIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/test.h $(BUILD)/libcloister.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Isrc -Itests/unit -o $@ $< $(BUILD)/libcloister.a $(LDLIBS)
+	@echo "  TEST    $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -Isrc -Itests/unit -o $@ $< $(BUILD)/libcloister.a $(LDLIBS)
 
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libcloister.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Isrc -o $@ $< $(BUILD)/libcloister.a $(LDLIBS)
+	@echo "  BENCH   $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -Isrc -o $@ $< $(BUILD)/libcloister.a $(LDLIBS)
 
 # ---------------------------------------------------------------- main job
 run: deps all
@@ -90,11 +96,13 @@ FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/fuzzobj/%.o)
 
 $(BUILD)/fuzzobj/%.o: %.c $(wildcard include/cloister/*.h) $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -Iinclude -Isrc $(PKG_CFLAGS) $(FUZZ_FLAGS) -c $< -o $@
+	@echo "  FUZZCC  $<"
+	$(Q)$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -Iinclude -Isrc $(PKG_CFLAGS) $(FUZZ_FLAGS) -c $< -o $@
 
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -Iinclude -Isrc $(PKG_CFLAGS) $(FUZZ_FLAGS) \
+	@echo "  FUZZLD  $@"
+	$(Q)$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -Iinclude -Isrc $(PKG_CFLAGS) $(FUZZ_FLAGS) \
 		-fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_OBJ) $(LDLIBS)
 
 fuzzers: $(FUZZERS)

@@ -271,7 +271,11 @@ int cl_x509_verify(X509 *leaf, STACK_OF(X509) *untrusted, STACK_OF(X509) *roots,
 	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
 	X509_VERIFY_PARAM *vp = NULL;
 	int rc = CL_OK, ok = 0, err = 0;
-	unsigned long flags = X509_V_FLAG_X509_STRICT;
+	/*
+	 * Not X509_V_FLAG_X509_STRICT: vendor certificates (AMD VCEKs, Intel PCK
+	 * chains) lack Authority Key Identifiers, which strict mode demands.
+	 */
+	unsigned long flags = 0;
 
 	CL_CHECK(store && ctx, CL_ERR_NOMEM, "out of memory");
 	for (int i = 0; i < sk_X509_num(roots); i++)

@@ -63,6 +63,11 @@ struct cl_verify_opts {
 	const char *kds_url;
 	/* Intel PCS/PCCS base URL; NULL = no collateral fetch. */
 	const char *pcs_url;
+	/*
+	 * Do every check from scratch: bypass the process-wide caches of
+	 * verified certificate chains and collateral (benchmarks, tests).
+	 */
+	int no_cache;
 };
 
 #define CL_VERIFY_OPTS_INIT { 0 }

@@ -1,0 +1,84 @@
+#!/bin/sh
+# The main job: verify the real hardware evidence in $CLOISTER_VECTORS with
+# cloister and print what was checked and what came out.
+#   scripts/run.sh [CLOISTER_BINARY]
+set -u
+CLOISTER=${1:-build/cloister}
+V=${CLOISTER_VECTORS:-../shared/vectors}
+if [ ! -d "$V" ]; then
+	echo "run: no test vectors at $V; set CLOISTER_VECTORS or run scripts/fetch-vectors.sh" >&2
+	exit 2
+fi
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/cloister-run.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+trap 'exit 130' INT TERM
+
+ok=0
+bad=0
+
+# case NAME EXPECT(verified|rejected) EVIDENCE [verify options...]
+case_() {
+	name=$1 want=$2 ev=$3
+	shift 3
+	t0=$(date +%s%N)
+	"$CLOISTER" verify --offline --cache-dir "$TMP/cache" "$@" "$V/$ev" >"$TMP/out" 2>"$TMP/err"
+	rc=$?
+	t1=$(date +%s%N)
+	us=$(((t1 - t0) / 1000))
+	summary=$(python3 - "$TMP/out" <<'PY'
+import json, sys
+try:
+    d = json.load(open(sys.argv[1]))
+except Exception:
+    print("no JSON output"); sys.exit()
+c = d.get("claims") or {}
+parts = [d.get("format", "?")]
+if c.get("measurement"): parts.append("measurement " + c["measurement"][:16] + "…")
+if c.get("tcb_status"): parts.append("tcb " + c["tcb_status"])
+if c.get("advisory_ids"): parts.append("advisories " + ",".join(c["advisory_ids"]))
+if c.get("debug"): parts.append("debug")
+if d.get("reason"): parts.append("reason: " + d["reason"])
+print("; ".join(parts))
+PY
+)
+	got=rejected
+	[ $rc -eq 0 ] && got=verified
+	[ $rc -ge 2 ] && got="error($rc)"
+	if [ "$got" = "$want" ]; then
+		mark=ok
+		ok=$((ok + 1))
+	else
+		mark=UNEXPECTED
+		bad=$((bad + 1))
+	fi
+	printf '%-11s %-44s %-9s %7sms  %s\n' "$mark" "$name" "$got" "$((us / 1000)).$(((us % 1000) / 100))" "$summary"
+}
+
+echo "cloister $("$CLOISTER" version | cut -d' ' -f2): verifying real TEE evidence offline"
+echo "vectors: $V"
+echo
+case_ "SNP Milan VCEK (trustee)" verified sev-snp/trustee/test-report.bin \
+	--vcek "$V/sev-snp/trustee/test-vcek.der" --at 2025-06-01T00:00:00Z
+case_ "SNP Milan VLEK (trustee)" verified sev-snp/trustee/test-vlek-report.bin \
+	--vcek "$V/sev-snp/trustee/test-vlek.der" --at 2025-06-01T00:00:00Z
+case_ "SNP debug guest, default policy" rejected sev-snp/go-sev-guest/attestation.bin \
+	--vcek "$V/sev-snp/go-sev-guest/vcek_milan.der" --at 2022-09-24T01:00:00Z
+case_ "SNP debug guest, --allow-debug" verified sev-snp/go-sev-guest/attestation.bin \
+	--vcek "$V/sev-snp/go-sev-guest/vcek_milan.der" --at 2022-09-24T01:00:00Z --allow-debug
+case_ "SNP report with the wrong VCEK" rejected sev-snp/trustee/test-report.bin \
+	--vcek "$V/sev-snp/go-sev-guest/vcek_milan.der" --at 2025-06-01T00:00:00Z
+case_ "TDX quote v4 + collateral" verified tdx/dcap-qvl/tdx_quote \
+	--collateral "$V/tdx/dcap-qvl/tdx_quote_collateral.json" --at 2025-07-01T00:00:00Z
+case_ "TDX quote, collateral expired" rejected tdx/dcap-qvl/tdx_quote \
+	--collateral "$V/tdx/dcap-qvl/tdx_quote_collateral.json" --at 2026-07-01T00:00:00Z
+case_ "TDX 1.5 quote v5, no matching TCB level" rejected tdx/dcap-qvl/tdx_quote_outdated \
+	--collateral "$V/tdx/dcap-qvl/tdx_quote_outdated_collateral.json" --at 2026-03-01T00:00:00Z
+case_ "SGX quote v3 + collateral" verified sgx/dcap-qvl/sgx_quote \
+	--collateral "$V/sgx/dcap-qvl/sgx_quote_collateral.json" --at 2025-07-01T00:00:00Z
+echo
+if [ $bad -eq 0 ]; then
+	echo "run: ok: all $ok evidence checks behaved as expected"
+	exit 0
+fi
+echo "run: FAILED: $bad of $((ok + bad)) checks did not behave as expected" >&2
+exit 1

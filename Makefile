@@ -8,7 +8,7 @@ BUILD     ?= build
 CLOISTER_VECTORS ?= $(abspath ../shared/vectors)
 export CLOISTER_VECTORS
 
-PKGS      := openssl jansson libcurl
+PKGS      := openssl jansson libcurl jose lua5.4 libcbor
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -20,7 +20,7 @@ CFLAGS    ?= -O2 -g
 ALL_CFLAGS = $(WARN) $(HARDEN) -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) $(CFLAGS) $(EXTRA_CFLAGS)
 LDLIBS    := $(PKG_LIBS) -lpthread
 
-LIB_SRC   := $(sort $(wildcard src/core/*.c src/crypto/*.c src/evidence/*.c src/endorse/*.c))
+LIB_SRC   := $(sort $(wildcard src/core/*.c src/crypto/*.c src/evidence/*.c src/endorse/*.c src/appraise/*.c))
 CLI_SRC   := $(sort $(wildcard src/cli/*.c))
 TEST_SRC  := $(sort $(wildcard tests/unit/*_test.c))
 FUZZ_SRC  := $(sort $(wildcard tests/fuzz/fuzz_*.c))

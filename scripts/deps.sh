@@ -13,6 +13,10 @@ openssl
 libjansson-dev
 libcbor-dev
 libcurl4-openssl-dev
+liblua5.4-dev
+libjose-dev
+python3-jwcrypto
+python3-cbor2
 python3
 ca-certificates
 curl

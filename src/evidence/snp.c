@@ -1,7 +1,714 @@
+/*
+ * AMD SEV-SNP attestation reports: parse, verify against a VCEK or VLEK whose
+ * chain ends at a pinned ARK, and turn into claims.
+ *
+ * Chain work (two RSA-4096 PSS checks plus X.509 path building) costs far more
+ * than the report's one P-384 signature, so verified endorsement keys are kept
+ * in a small process-wide cache keyed by the certificate bytes. An entry also
+ * records the chain's common validity window, so a hit at any time inside it
+ * is exactly what a fresh chain check at that time would conclude.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "cloister/amd.h"
+#include "cloister/crypto.h"
+#include "cloister/endorse.h"
+#include "cloister/snp.h"
 #include "internal.h"
+
+/* ---------------------------------------------------------------- parsing */
+
+static int mbz(struct cl_reader *r, size_t n, const char *what)
+{
+	const uint8_t *p = NULL;
+
+	CL_GUARD(cl_read_ref(r, n, &p));
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != 0)
+			return cl_fail(CL_ERR_MALFORMED, "SNP report: reserved %s is not zero", what);
+	return CL_OK;
+}
+
+/* A 72-byte little-endian scalar whose top 24 bytes P-384 leaves zero. */
+static int read_scalar(struct cl_reader *r, uint8_t out[CL_SNP_P384_LEN])
+{
+	CL_GUARD(cl_read_bytes(r, out, CL_SNP_P384_LEN));
+	CL_GUARD(mbz(r, CL_SNP_SIG_COMPONENT - CL_SNP_P384_LEN, "high bytes of a signature scalar"));
+	cl_reverse(out, CL_SNP_P384_LEN);
+	return CL_OK;
+}
+
+int cl_snp_report_parse(const uint8_t *p, size_t n, struct cl_snp_report *out)
+{
+	struct cl_reader r = cl_reader_make(p, n);
+	struct cl_snp_report *o = out;
+	uint32_t signing_key = 0;
+
+	memset(o, 0, sizeof(*o));
+	CL_ENSURE_MSG(p != NULL || n == 0, CL_ERR_ARG, "no report");
+	CL_ENSURE_MSG(n >= CL_SNP_REPORT_SIZE, CL_ERR_TRUNCATED,
+		      "SNP report is %zu bytes, expected %d", n, CL_SNP_REPORT_SIZE);
+	CL_ENSURE_MSG(n == CL_SNP_REPORT_SIZE, CL_ERR_MALFORMED,
+		      "SNP report is %zu bytes, expected %d", n, CL_SNP_REPORT_SIZE);
+
+	CL_GUARD(cl_read_u32le(&r, &o->version));
+	/* 4 is what Turin firmware briefly emitted between 3 and 5 (same layout as 5). */
+	CL_ENSURE_MSG(o->version >= 2 && o->version <= 5, CL_ERR_UNSUPPORTED,
+		      "unsupported SNP report version %u", o->version);
+	CL_GUARD(cl_read_u32le(&r, &o->guest_svn));
+	CL_GUARD(cl_read_u64le(&r, &o->policy));
+	CL_ENSURE_MSG(o->policy & CL_SNP_POLICY_RESERVED_ONE, CL_ERR_MALFORMED,
+		      "SNP report: guest policy bit 17 must be set");
+	CL_GUARD(cl_read_bytes(&r, o->family_id, sizeof(o->family_id)));
+	CL_GUARD(cl_read_bytes(&r, o->image_id, sizeof(o->image_id)));
+	CL_GUARD(cl_read_u32le(&r, &o->vmpl));
+	CL_ENSURE_MSG(o->vmpl <= 3, CL_ERR_MALFORMED, "SNP report: VMPL %u out of range", o->vmpl);
+	CL_GUARD(cl_read_u32le(&r, &o->sig_algo));
+	CL_ENSURE_MSG(o->sig_algo == CL_SNP_SIG_ALGO_ECDSA_P384_SHA384, CL_ERR_UNSUPPORTED,
+		      "unsupported SNP signature algorithm %u", o->sig_algo);
+	CL_GUARD(cl_read_u64le(&r, &o->current_tcb));
+	CL_GUARD(cl_read_u64le(&r, &o->platform_info));
+	CL_GUARD(cl_read_u32le(&r, &o->key_info));
+	CL_ENSURE_MSG((o->key_info >> 5) == 0, CL_ERR_MALFORMED,
+		      "SNP report: reserved key_info bits set (0x%x)", o->key_info);
+	signing_key = (o->key_info >> 2) & 7;
+	switch (signing_key) {
+	case CL_SNP_SIGNER_VCEK:
+	case CL_SNP_SIGNER_VLEK:
+		o->signer = (enum cl_snp_signer)signing_key;
+		break;
+	case 7:
+		return cl_fail(CL_ERR_UNSUPPORTED, "SNP report is not signed (signing key 7)");
+	default:
+		return cl_fail(CL_ERR_MALFORMED, "SNP report: reserved signing key %u", signing_key);
+	}
+	o->author_key_en = (int)(o->key_info & 1);
+	o->mask_chip_key = (int)((o->key_info >> 1) & 1);
+	o->debug = (o->policy & CL_SNP_POLICY_DEBUG) != 0;
+	CL_GUARD(mbz(&r, 4, "0x4C"));
+	CL_GUARD(cl_read_bytes(&r, o->report_data, sizeof(o->report_data)));
+	CL_GUARD(cl_read_bytes(&r, o->measurement, sizeof(o->measurement)));
+	CL_GUARD(cl_read_bytes(&r, o->host_data, sizeof(o->host_data)));
+	CL_GUARD(cl_read_bytes(&r, o->id_key_digest, sizeof(o->id_key_digest)));
+	CL_GUARD(cl_read_bytes(&r, o->author_key_digest, sizeof(o->author_key_digest)));
+	CL_GUARD(cl_read_bytes(&r, o->report_id, sizeof(o->report_id)));
+	CL_GUARD(cl_read_bytes(&r, o->report_id_ma, sizeof(o->report_id_ma)));
+	CL_GUARD(cl_read_u64le(&r, &o->reported_tcb));
+	if (o->version >= 3) {
+		o->has_cpuid = 1;
+		CL_GUARD(cl_read_u8(&r, &o->cpuid_fam_id));
+		CL_GUARD(cl_read_u8(&r, &o->cpuid_mod_id));
+		CL_GUARD(cl_read_u8(&r, &o->cpuid_step));
+		CL_GUARD(mbz(&r, 0x1A0 - 0x18B, "0x18B-0x19F"));
+	} else {
+		CL_GUARD(mbz(&r, 0x1A0 - 0x188, "0x188-0x19F"));
+	}
+	CL_GUARD(cl_read_bytes(&r, o->chip_id, sizeof(o->chip_id)));
+	CL_GUARD(cl_read_u64le(&r, &o->committed_tcb));
+	CL_GUARD(cl_read_u8(&r, &o->current_build));
+	CL_GUARD(cl_read_u8(&r, &o->current_minor));
+	CL_GUARD(cl_read_u8(&r, &o->current_major));
+	CL_GUARD(mbz(&r, 1, "0x1EB"));
+	CL_GUARD(cl_read_u8(&r, &o->committed_build));
+	CL_GUARD(cl_read_u8(&r, &o->committed_minor));
+	CL_GUARD(cl_read_u8(&r, &o->committed_major));
+	CL_GUARD(mbz(&r, 1, "0x1EF"));
+	CL_GUARD(cl_read_u64le(&r, &o->launch_tcb));
+	if (o->version >= 4) {
+		o->has_mit_vectors = 1;
+		CL_GUARD(cl_read_u64le(&r, &o->launch_mit_vector));
+		CL_GUARD(cl_read_u64le(&r, &o->current_mit_vector));
+	} else {
+		CL_GUARD(mbz(&r, 16, "0x1F8-0x207"));
+	}
+	CL_GUARD(mbz(&r, CL_SNP_SIGNED_SIZE - 0x208, "0x208-0x29F"));
+	CL_GUARD(read_scalar(&r, o->sig_r));
+	CL_GUARD(read_scalar(&r, o->sig_s));
+	CL_GUARD(mbz(&r, CL_SNP_REPORT_SIZE - CL_SNP_SIGNED_SIZE - 2 * CL_SNP_SIG_COMPONENT,
+		     "signature padding"));
+	CL_ENSURE_MSG(r.left == 0, CL_ERR_INTERNAL, "SNP report parser out of step");
+	return CL_OK;
+}
+
+/* ----------------------------------------------------------------- claims */
+
+static int set_new(json_t *obj, const char *key, json_t *v)
+{
+	if (!v || json_object_set_new(obj, key, v) != 0)
+		return cl_fail(CL_ERR_NOMEM, "out of memory");
+	return CL_OK;
+}
+
+static json_t *tcb_json(const struct cl_amd_tcb *t, int turin)
+{
+	json_t *o = json_pack("{s:i, s:i, s:i, s:i}", "bootloader", (int)t->bootloader, "tee",
+			      (int)t->tee, "snp", (int)t->snp, "microcode", (int)t->microcode);
+
+	if (o && turin && json_object_set_new(o, "fmc", json_integer(t->fmc)) != 0) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+static int set_tcb(json_t *c, const char *key, enum cl_amd_product p, uint64_t raw)
+{
+	struct cl_amd_tcb t;
+
+	cl_amd_tcb_decode(p, raw, &t);
+	return set_new(c, key, tcb_json(&t, p == CL_AMD_TURIN));
+}
+
+static int set_version(json_t *c, const char *key, uint8_t major, uint8_t minor, uint8_t build)
+{
+	char v[16];
+
+	snprintf(v, sizeof(v), "%u.%u.%u", major, minor, build);
+	return set_new(c, key, json_string(v));
+}
+
+static int set_u64(json_t *c, const char *key, uint64_t v)
+{
+	char hex[24];
+
+	if (v <= (uint64_t)INT64_MAX)
+		return set_new(c, key, json_integer((json_int_t)v));
+	snprintf(hex, sizeof(hex), "0x%016llx", (unsigned long long)v);
+	return set_new(c, key, json_string(hex));
+}
+
+/*
+ * Everything the report says. `p` decides the TCB layout: v2 reports carry
+ * no CPUID and come from Milan or Genoa, which share one.
+ */
+static int fill_claims(json_t *c, const struct cl_snp_report *r, enum cl_amd_product p,
+		       int product_known)
+{
+	const struct {
+		const char *key;
+		const uint8_t *p;
+		size_t n;
+	} hex[] = {
+		{ "measurement", r->measurement, sizeof(r->measurement) },
+		{ "report_data", r->report_data, sizeof(r->report_data) },
+		{ "chip_id", r->chip_id, sizeof(r->chip_id) },
+		{ "host_data", r->host_data, sizeof(r->host_data) },
+		{ "id_key_digest", r->id_key_digest, sizeof(r->id_key_digest) },
+		{ "author_key_digest", r->author_key_digest, sizeof(r->author_key_digest) },
+		{ "report_id", r->report_id, sizeof(r->report_id) },
+		{ "report_id_ma", r->report_id_ma, sizeof(r->report_id_ma) },
+		{ "family_id", r->family_id, sizeof(r->family_id) },
+		{ "image_id", r->image_id, sizeof(r->image_id) },
+	};
+
+	for (size_t i = 0; i < sizeof(hex) / sizeof(hex[0]); i++)
+		CL_GUARD(cl_claims_set_hex(c, hex[i].key, hex[i].p, hex[i].n));
+	CL_GUARD(set_new(c, "debug", json_boolean(r->debug)));
+	CL_GUARD(set_new(c, "version", json_integer(r->version)));
+	CL_GUARD(set_new(c, "guest_svn", json_integer(r->guest_svn)));
+	CL_GUARD(set_u64(c, "policy", r->policy));
+	CL_GUARD(set_new(c, "vmpl", json_integer(r->vmpl)));
+	CL_GUARD(set_new(c, "signing_key",
+			 json_string(r->signer == CL_SNP_SIGNER_VLEK ? "vlek" : "vcek")));
+	if (product_known)
+		CL_GUARD(set_new(c, "product", json_string(cl_amd_product_name(p))));
+	CL_GUARD(set_tcb(c, "reported_tcb", p, r->reported_tcb));
+	CL_GUARD(set_tcb(c, "current_tcb", p, r->current_tcb));
+	CL_GUARD(set_tcb(c, "committed_tcb", p, r->committed_tcb));
+	CL_GUARD(set_tcb(c, "launch_tcb", p, r->launch_tcb));
+	CL_GUARD(set_version(c, "current_firmware", r->current_major, r->current_minor,
+			     r->current_build));
+	CL_GUARD(set_version(c, "committed_firmware", r->committed_major, r->committed_minor,
+			     r->committed_build));
+	CL_GUARD(set_u64(c, "platform_info", r->platform_info));
+	CL_GUARD(set_new(c, "author_key_en", json_boolean(r->author_key_en)));
+	CL_GUARD(set_new(c, "mask_chip_key", json_boolean(r->mask_chip_key)));
+	if (r->has_cpuid)
+		CL_GUARD(set_new(c, "cpuid",
+				 json_pack("{s:i, s:i, s:i}", "family", (int)r->cpuid_fam_id, "model",
+					   (int)r->cpuid_mod_id, "stepping", (int)r->cpuid_step)));
+	if (r->has_mit_vectors) {
+		CL_GUARD(set_u64(c, "launch_mit_vector", r->launch_mit_vector));
+		CL_GUARD(set_u64(c, "current_mit_vector", r->current_mit_vector));
+	}
+	return CL_OK;
+}
+
+/* -------------------------------------------- verified endorsement keys */
+
+#define SNP_CACHE_SLOTS 64
+
+struct vek_entry {
+	int used;
+	uint8_t id[32];
+	EVP_PKEY *pkey;
+	struct cl_amd_cert_ext ext;
+	enum cl_amd_product product;
+	enum cl_snp_signer signer;
+	int64_t not_before, not_after; /* the chain is valid for every t in [not_before, not_after] */
+	uint64_t last_use;
+};
+
+static struct vek_entry vek_cache[SNP_CACHE_SLOTS];
+static uint64_t vek_clock;
+static pthread_mutex_t vek_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* A verified key as one verification uses it; pkey holds its own reference. */
+struct vek {
+	EVP_PKEY *pkey;
+	struct cl_amd_cert_ext ext;
+	enum cl_amd_product product;
+	enum cl_snp_signer signer;
+	int64_t not_before, not_after;
+};
+
+static void vek_release(struct vek *v)
+{
+	EVP_PKEY_free(v->pkey);
+	v->pkey = NULL;
+}
+
+void cl_snp_cache_clear(void)
+{
+	pthread_mutex_lock(&vek_lock);
+	for (int i = 0; i < SNP_CACHE_SLOTS; i++) {
+		EVP_PKEY_free(vek_cache[i].pkey);
+		memset(&vek_cache[i], 0, sizeof(vek_cache[i]));
+	}
+	pthread_mutex_unlock(&vek_lock);
+}
+
+static int cache_lookup(const uint8_t id[32], struct vek *out)
+{
+	int found = 0;
+
+	pthread_mutex_lock(&vek_lock);
+	for (int i = 0; i < SNP_CACHE_SLOTS; i++) {
+		struct vek_entry *e = &vek_cache[i];
+
+		if (!e->used || memcmp(e->id, id, 32) != 0)
+			continue;
+		if (EVP_PKEY_up_ref(e->pkey) != 1)
+			break;
+		out->pkey = e->pkey;
+		out->ext = e->ext;
+		out->product = e->product;
+		out->signer = e->signer;
+		out->not_before = e->not_before;
+		out->not_after = e->not_after;
+		e->last_use = ++vek_clock;
+		found = 1;
+		break;
+	}
+	pthread_mutex_unlock(&vek_lock);
+	return found;
+}
+
+static void cache_insert(const uint8_t id[32], const struct vek *v)
+{
+	struct vek_entry *slot = NULL;
+
+	if (EVP_PKEY_up_ref(v->pkey) != 1)
+		return;
+	pthread_mutex_lock(&vek_lock);
+	for (int i = 0; i < SNP_CACHE_SLOTS; i++) {
+		struct vek_entry *e = &vek_cache[i];
+
+		if (e->used && memcmp(e->id, id, 32) == 0) {
+			slot = e; /* another thread got there first */
+			break;
+		}
+		if (!slot || !e->used || (slot->used && e->last_use < slot->last_use))
+			slot = e;
+	}
+	EVP_PKEY_free(slot->pkey);
+	slot->used = 1;
+	memcpy(slot->id, id, 32);
+	slot->pkey = v->pkey;
+	slot->ext = v->ext;
+	slot->product = v->product;
+	slot->signer = v->signer;
+	slot->not_before = v->not_before;
+	slot->not_after = v->not_after;
+	slot->last_use = ++vek_clock;
+	pthread_mutex_unlock(&vek_lock);
+}
+
+/* Identity of a (certificate, intermediates) pair: what a cached verdict depends on. */
+static int vek_id(const struct cl_verify_opts *o, const uint8_t *cert, size_t n, uint8_t id[32])
+{
+	static const uint8_t none[32];
+	uint8_t certs_digest[32];
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	int ok = 0;
+
+	if (!ctx)
+		return cl_fail(CL_ERR_NOMEM, "out of memory");
+	if (o->certs && o->certs_len && cl_digest(CL_SHA256, o->certs, o->certs_len, certs_digest) < 0) {
+		EVP_MD_CTX_free(ctx);
+		return CL_ERR_CRYPTO;
+	}
+	ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+	     EVP_DigestUpdate(ctx, "cloister-snp-vek\0", 17) == 1 &&
+	     EVP_DigestUpdate(ctx, o->certs && o->certs_len ? certs_digest : none, 32) == 1 &&
+	     EVP_DigestUpdate(ctx, cert, n) == 1 && EVP_DigestFinal_ex(ctx, id, NULL) == 1;
+	EVP_MD_CTX_free(ctx);
+	return ok ? CL_OK : cl_fail(CL_ERR_CRYPTO, "cannot hash certificate");
+}
+
+static int asn1_epoch(const ASN1_TIME *t, int64_t *out)
+{
+	struct tm tm;
+
+	memset(&tm, 0, sizeof(tm));
+	if (!t || ASN1_TIME_to_tm(t, &tm) != 1)
+		return cl_fail(CL_ERR_MALFORMED, "certificate has an invalid validity time");
+	*out = (int64_t)timegm(&tm);
+	return CL_OK;
+}
+
+static int widen_window(X509 *x, int64_t *nb, int64_t *na)
+{
+	int64_t b = 0, a = 0;
+
+	CL_GUARD(asn1_epoch(X509_get0_notBefore(x), &b));
+	CL_GUARD(asn1_epoch(X509_get0_notAfter(x), &a));
+	if (b > *nb)
+		*nb = b;
+	if (a < *na)
+		*na = a;
+	return CL_OK;
+}
+
+/* Does cert's subject CN equal want? */
+static int cn_is(X509 *cert, const char *want)
+{
+	char cn[64];
+	int n = X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn,
+					  (int)sizeof(cn));
+
+	return n > 0 && (size_t)n == strlen(want) && strcmp(cn, want) == 0;
+}
+
+/*
+ * Find the intermediate among candidates that issued leaf and chains to the
+ * pinned ARK of product p, and check the chain at time at. The intermediate
+ * must be the right kind: the ASK ("SEV-<product>") for a VCEK, the ASVK
+ * ("SEV-VLEK-<product>") for a VLEK.
+ */
+static int verify_chain(X509 *leaf, STACK_OF(X509) *candidates, enum cl_amd_product p,
+			enum cl_snp_signer signer, int64_t at, int64_t *nb, int64_t *na)
+{
+	X509 *ark = cl_amd_ark(p);
+	STACK_OF(X509) *roots = sk_X509_new_null(), *untrusted = sk_X509_new_null();
+	char want[48];
+	int rc = cl_fail(CL_ERR_CHAIN, "%s is not issued by the AMD %s of %s",
+			 signer == CL_SNP_SIGNER_VLEK ? "VLEK" : "VCEK",
+			 signer == CL_SNP_SIGNER_VLEK ? "ASVK" : "ASK", cl_amd_product_name(p));
+	int depth = 0;
+
+	snprintf(want, sizeof(want), "%s%s", signer == CL_SNP_SIGNER_VLEK ? "SEV-VLEK-" : "SEV-",
+		 cl_amd_product_name(p));
+	if (!ark || !roots || !untrusted || sk_X509_push(roots, ark) <= 0) {
+		rc = cl_fail(CL_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	for (int i = 0; i < sk_X509_num(candidates); i++) {
+		X509 *ic = sk_X509_value(candidates, i);
+
+		if (X509_cmp(ic, ark) == 0 || !cn_is(ic, want) ||
+		    X509_check_issued(ic, leaf) != X509_V_OK)
+			continue;
+		(void)sk_X509_pop(untrusted);
+		if (sk_X509_push(untrusted, ic) <= 0) {
+			rc = cl_fail(CL_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		rc = cl_x509_verify(leaf, untrusted, roots, NULL, at, &depth);
+		if (rc == CL_OK && depth != 3)
+			rc = cl_fail(CL_ERR_CHAIN, "unexpected chain length %d", depth);
+		if (rc != CL_OK)
+			continue;
+		*nb = INT64_MIN;
+		*na = INT64_MAX;
+		CL_TRY(widen_window(leaf, nb, na));
+		CL_TRY(widen_window(ic, nb, na));
+		CL_TRY(widen_window(ark, nb, na));
+		break;
+	}
+out:
+	sk_X509_free(untrusted);
+	sk_X509_free(roots);
+	ERR_clear_error();
+	return rc;
+}
+
+static int check_key_kind(const struct cl_amd_cert_ext *ext, enum cl_snp_signer signer)
+{
+	if (signer == CL_SNP_SIGNER_VCEK)
+		CL_ENSURE_MSG(ext->has_hwid && !ext->has_csp_id, CL_ERR_MISMATCH,
+			      "report is signed by a VCEK but the certificate is not a VCEK");
+	else
+		CL_ENSURE_MSG(ext->has_csp_id && !ext->has_hwid, CL_ERR_MISMATCH,
+			      "report is signed by a VLEK but the certificate is not a VLEK");
+	CL_ENSURE_MSG(ext->has_tcb, CL_ERR_MALFORMED,
+		      "endorsement key certificate lacks the TCB extensions");
+	return CL_OK;
+}
+
+/*
+ * Parse and verify an endorsement key certificate from scratch. `cpu` is the
+ * product from the report's CPUID (have_cpu 0 for v2 reports).
+ */
+static int vek_verify(const uint8_t *cert, size_t n, const struct cl_verify_opts *o,
+		      enum cl_snp_signer signer, int have_cpu, enum cl_amd_product cpu, int64_t at,
+		      struct vek *out)
+{
+	X509 *leaf = NULL;
+	STACK_OF(X509) *given = NULL, *pinned = NULL;
+	EVP_PKEY *pk = NULL;
+	enum cl_amd_product named = CL_AMD_MILAN, first = CL_AMD_MILAN, last = CL_AMD_TURIN;
+	char group[32] = "";
+	int rc = CL_OK, have_named = 0;
+
+	memset(out, 0, sizeof(*out));
+	CL_TRY(cl_x509_from_any(cert, n, &leaf));
+	CL_TRY(cl_amd_cert_ext_parse(leaf, &out->ext));
+	CL_TRY(check_key_kind(&out->ext, signer));
+	if (out->ext.has_product && cl_amd_product_from_name(out->ext.product, &named) == CL_OK)
+		have_named = 1;
+	CL_CHECK(!(have_cpu && have_named && named != cpu), CL_ERR_MISMATCH,
+		 "certificate is for %s but the report comes from a %s CPU",
+		 cl_amd_product_name(named), cl_amd_product_name(cpu));
+	if (have_cpu || have_named)
+		first = last = have_cpu ? cpu : named;
+	if (o->certs && o->certs_len)
+		CL_TRY(cl_x509_chain_from_pem(o->certs, o->certs_len, &given));
+	rc = cl_fail(CL_ERR_CHAIN, "no AMD product chain verifies the certificate");
+	for (int p = (int)first; p <= (int)last; p++) {
+		STACK_OF(X509) *cands = given;
+
+		if (!given) {
+			X509 *ic = signer == CL_SNP_SIGNER_VLEK ? cl_amd_asvk((enum cl_amd_product)p)
+							       : cl_amd_ask((enum cl_amd_product)p);
+
+			sk_X509_free(pinned);
+			pinned = sk_X509_new_null();
+			CL_CHECK(pinned && ic && sk_X509_push(pinned, ic) > 0, CL_ERR_NOMEM,
+				 "out of memory");
+			cands = pinned;
+		}
+		rc = verify_chain(leaf, cands, (enum cl_amd_product)p, signer, at,
+				  &out->not_before, &out->not_after);
+		if (rc == CL_OK) {
+			out->product = (enum cl_amd_product)p;
+			break;
+		}
+	}
+	if (rc != CL_OK)
+		goto out;
+	pk = X509_get0_pubkey(leaf);
+	CL_CHECK(pk && EVP_PKEY_is_a(pk, "EC") &&
+			 EVP_PKEY_get_group_name(pk, group, sizeof(group), NULL) == 1 &&
+			 strcmp(group, "secp384r1") == 0,
+		 CL_ERR_UNSUPPORTED, "endorsement key is not an ECDSA P-384 key");
+	CL_CHECK(EVP_PKEY_up_ref(pk) == 1, CL_ERR_CRYPTO, "cannot reference key");
+	out->pkey = pk;
+	out->signer = signer;
+out:
+	sk_X509_free(pinned);
+	sk_X509_pop_free(given, X509_free);
+	X509_free(leaf);
+	ERR_clear_error();
+	return rc;
+}
+
+/* --------------------------------------------------- finding the VCEK */
+
+struct vek_source {
+	struct cl_buf buf;
+	const uint8_t *p;
+	size_t n;
+	int fetched; /* came from KDS: cache it once verified */
+	enum cl_amd_product product;
+};
+
+static int all_zero(const uint8_t *p, size_t n)
+{
+	uint8_t acc = 0;
+
+	for (size_t i = 0; i < n; i++)
+		acc |= p[i];
+	return acc == 0;
+}
+
+/* The certificate: given, else cached, else fetched from KDS. */
+static int vek_find(const struct cl_snp_report *r, const struct cl_verify_opts *o, int have_cpu,
+		    enum cl_amd_product cpu, struct vek_source *src)
+{
+	enum cl_amd_product cands[2] = { CL_AMD_MILAN, CL_AMD_GENOA };
+	int ncands = 2, rc = CL_OK;
+	char name[256];
+
+	if (o->vcek && o->vcek_len) {
+		src->p = o->vcek;
+		src->n = o->vcek_len;
+		return CL_OK;
+	}
+	CL_ENSURE_MSG(r->signer != CL_SNP_SIGNER_VLEK, CL_ERR_COLLATERAL,
+		      "report is signed by a VLEK, which AMD KDS gives only to cloud providers: "
+		      "pass the VLEK certificate with --vcek");
+	CL_ENSURE_MSG(!r->mask_chip_key && !all_zero(r->chip_id, sizeof(r->chip_id)),
+		      CL_ERR_COLLATERAL,
+		      "report masks CHIP_ID, so its VCEK cannot be looked up: pass it with --vcek");
+	if (have_cpu) {
+		cands[0] = cpu;
+		ncands = 1;
+	}
+	for (int i = 0; i < ncands; i++) {
+		CL_GUARD(cl_amd_vcek_cache_name(cands[i], r->chip_id, r->reported_tcb, name,
+						sizeof(name)));
+		if (cl_cache_get(o->cache_dir, "amd", name, CL_MAX_CERT_DER, &src->buf) == CL_OK) {
+			cl_log_debug("VCEK from cache: %s", name);
+			src->p = src->buf.data;
+			src->n = src->buf.len;
+			return CL_OK;
+		}
+	}
+	CL_ENSURE_MSG(!o->offline, CL_ERR_COLLATERAL,
+		      "no VCEK given or cached for this chip and TCB, and fetching is disabled "
+		      "(--offline): pass it with --vcek");
+	for (int i = 0; i < ncands; i++) {
+		rc = cl_amd_kds_fetch_vcek(o->kds_url, cands[i], r->chip_id, r->reported_tcb,
+					   &src->buf);
+		if (rc == CL_OK) {
+			src->p = src->buf.data;
+			src->n = src->buf.len;
+			src->fetched = 1;
+			src->product = cands[i];
+			return CL_OK;
+		}
+		if (rc != CL_ERR_NOT_FOUND)
+			return rc;
+	}
+	return rc;
+}
+
+/* ------------------------------------------------------------- verify */
+
+static int check_hwid(const struct cl_snp_report *r, const struct vek *v)
+{
+	size_t n = v->ext.hwid_len;
+
+	/* A masked CHIP_ID binds nothing; the signature still proves the chip's key. */
+	if (r->mask_chip_key)
+		return CL_OK;
+	CL_ENSURE_MSG(n == CL_AMD_CHIP_ID_LEN || (v->product == CL_AMD_TURIN && n == CL_AMD_TURIN_HWID_LEN),
+		      CL_ERR_MALFORMED, "VCEK hwID has %zu bytes", n);
+	CL_ENSURE_MSG(memcmp(v->ext.hwid, r->chip_id, n) == 0, CL_ERR_MISMATCH,
+		      "VCEK hwID does not match the report's CHIP_ID");
+	return CL_OK;
+}
+
+static int check_tcb(const struct cl_snp_report *r, const struct vek *v)
+{
+	struct cl_amd_tcb t;
+	const struct cl_amd_tcb *c = &v->ext.tcb;
+	int turin = v->product == CL_AMD_TURIN;
+
+	cl_amd_tcb_decode(v->product, r->reported_tcb, &t);
+	CL_ENSURE_MSG(!turin || v->ext.has_fmc, CL_ERR_MALFORMED,
+		      "Turin endorsement key certificate lacks the fmcSPL extension");
+	if (t.bootloader != c->bootloader || t.tee != c->tee || t.snp != c->snp ||
+	    t.microcode != c->microcode || (turin && t.fmc != c->fmc))
+		return cl_fail(CL_ERR_TCB,
+			       "reported TCB (fmc %u bl %u tee %u snp %u ucode %u) differs from the "
+			       "certificate's (fmc %u bl %u tee %u snp %u ucode %u)",
+			       t.fmc, t.bootloader, t.tee, t.snp, t.microcode, c->fmc,
+			       c->bootloader, c->tee, c->snp, c->microcode);
+	return CL_OK;
+}
+
+static int check_signature(const uint8_t *ev, const struct cl_snp_report *r, EVP_PKEY *pkey)
+{
+	uint8_t dg[48];
+	int rc = CL_OK;
+
+	CL_GUARD(cl_digest(CL_SHA384, ev, CL_SNP_SIGNED_SIZE, dg));
+	rc = cl_ecdsa_verify_digest_raw(pkey, dg, sizeof(dg), r->sig_r, r->sig_s, CL_SNP_P384_LEN);
+	if (rc != CL_OK)
+		return cl_fail(CL_ERR_SIGNATURE, "SNP report signature does not verify with the %s",
+			       r->signer == CL_SNP_SIGNER_VLEK ? "VLEK" : "VCEK");
+	return CL_OK;
+}
 
 int cl_snp_verify(const uint8_t *ev, size_t n, const struct cl_verify_opts *o, json_t **claims)
 {
-	(void)ev; (void)n; (void)o; (void)claims;
-	return cl_fail(CL_ERR_UNSUPPORTED, "SEV-SNP verification not built yet");
+	struct cl_snp_report r;
+	struct vek_source src;
+	struct vek v;
+	enum cl_amd_product cpu = CL_AMD_MILAN;
+	int have_cpu = 0, rc = CL_OK, hit = 0;
+	int64_t at = o->at ? o->at : (int64_t)time(NULL);
+	uint8_t id[32];
+	char name[256];
+	json_t *c = NULL;
+
+	memset(&src, 0, sizeof(src));
+	memset(&v, 0, sizeof(v));
+	*claims = NULL;
+	CL_GUARD(cl_snp_report_parse(ev, n, &r));
+	if (r.has_cpuid) {
+		CL_TRY(cl_amd_product_from_cpuid(r.cpuid_fam_id, r.cpuid_mod_id, &cpu));
+		have_cpu = 1;
+	}
+	c = cl_claims_new("snp");
+	CL_CHECK(c != NULL, CL_ERR_NOMEM, "out of memory");
+	*claims = c;
+	CL_TRY(fill_claims(c, &r, cpu, have_cpu));
+
+	CL_TRY(vek_find(&r, o, have_cpu, cpu, &src));
+	CL_TRY(vek_id(o, src.p, src.n, id));
+	hit = !o->no_cache && cache_lookup(id, &v);
+	if (hit) {
+		CL_CHECK(at >= v.not_before && at <= v.not_after, CL_ERR_EXPIRED,
+			 "certificate chain is not valid at the verification time");
+		CL_CHECK(v.signer == r.signer, CL_ERR_MISMATCH,
+			 "report signing key kind does not match the certificate");
+		CL_CHECK(!have_cpu || v.product == cpu, CL_ERR_MISMATCH,
+			 "certificate is for %s but the report comes from a %s CPU",
+			 cl_amd_product_name(v.product), cl_amd_product_name(cpu));
+	} else {
+		CL_TRY(vek_verify(src.p, src.n, o, r.signer, have_cpu, cpu, at, &v));
+	}
+	if (!have_cpu)
+		CL_TRY(set_new(c, "product", json_string(cl_amd_product_name(v.product))));
+
+	CL_TRY(check_signature(ev, &r, v.pkey));
+	if (r.signer == CL_SNP_SIGNER_VCEK)
+		CL_TRY(check_hwid(&r, &v));
+	CL_TRY(check_tcb(&r, &v));
+	if (!hit && !o->no_cache)
+		cache_insert(id, &v);
+	if (src.fetched &&
+	    (cl_amd_vcek_cache_name(v.product, r.chip_id, r.reported_tcb, name, sizeof(name)) != CL_OK ||
+	     cl_cache_put(o->cache_dir, "amd", name, src.p, src.n) != CL_OK))
+		cl_log_warn("cannot cache the fetched VCEK: %s", cl_error_detail());
+
+	CL_CHECK(!r.debug || o->allow_debug, CL_ERR_POLICY,
+		 "guest policy allows debugging (policy bit 19): the host can read guest memory; "
+		 "use --allow-debug to accept");
+	CL_TRY(cl_check_report_data(o, r.report_data));
+out:
+	vek_release(&v);
+	cl_buf_free(&src.buf);
+	return rc;
 }

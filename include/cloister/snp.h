@@ -1,0 +1,86 @@
+/*
+ * cloister SEV-SNP: the ATTESTATION_REPORT structure (AMD SEV-SNP firmware
+ * ABI, "ATTESTATION_REPORT Structure") and a pure parser for it. Verification
+ * lives behind cl_verify_evidence(); see docs/snp.md.
+ */
+#ifndef CLOISTER_SNP_H
+#define CLOISTER_SNP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cloister/core.h"
+
+#define CL_SNP_REPORT_SIZE 0x4A0
+/* The signature covers every byte before it. */
+#define CL_SNP_SIGNED_SIZE 0x2A0
+/* ECDSA P-384: r and s are 72-byte little-endian fields; only 48 bytes are used. */
+#define CL_SNP_SIG_COMPONENT 72
+#define CL_SNP_P384_LEN 48
+
+#define CL_SNP_SIG_ALGO_ECDSA_P384_SHA384 1
+#define CL_SNP_POLICY_DEBUG (UINT64_C(1) << 19)
+#define CL_SNP_POLICY_RESERVED_ONE (UINT64_C(1) << 17)
+
+enum cl_snp_signer { CL_SNP_SIGNER_VCEK = 0, CL_SNP_SIGNER_VLEK = 1 };
+
+struct cl_snp_report {
+	uint32_t version;
+	uint32_t guest_svn;
+	uint64_t policy;
+	uint8_t family_id[16];
+	uint8_t image_id[16];
+	uint32_t vmpl;
+	uint32_t sig_algo;
+	uint64_t current_tcb;
+	uint64_t platform_info;
+	uint32_t key_info;
+	uint8_t report_data[64];
+	uint8_t measurement[48];
+	uint8_t host_data[32];
+	uint8_t id_key_digest[48];
+	uint8_t author_key_digest[48];
+	uint8_t report_id[32];
+	uint8_t report_id_ma[32];
+	uint64_t reported_tcb;
+	/* v3 and later; 0 in v2 reports. */
+	int has_cpuid;
+	uint8_t cpuid_fam_id;
+	uint8_t cpuid_mod_id;
+	uint8_t cpuid_step;
+	uint8_t chip_id[64];
+	uint64_t committed_tcb;
+	uint8_t current_build, current_minor, current_major;
+	uint8_t committed_build, committed_minor, committed_major;
+	uint64_t launch_tcb;
+	/* v4 and later; 0 before. */
+	int has_mit_vectors;
+	uint64_t launch_mit_vector;
+	uint64_t current_mit_vector;
+	/* Signature as big-endian P-384 scalars, ready for ECDSA. */
+	uint8_t sig_r[CL_SNP_P384_LEN];
+	uint8_t sig_s[CL_SNP_P384_LEN];
+
+	/* Decoded from key_info and policy. */
+	enum cl_snp_signer signer;
+	int author_key_en;
+	int mask_chip_key;
+	int debug;
+};
+
+/*
+ * Parse exactly CL_SNP_REPORT_SIZE bytes. No I/O, no signature check.
+ * Rejects: wrong size, versions other than 2..5, signature algorithms other
+ * than ECDSA P-384 with SHA-384, signing keys other than VCEK and VLEK,
+ * policy bit 17 clear, and nonzero reserved fields (including the unused high
+ * bytes of r and s and the padding after them).
+ */
+CL_MUST_USE int cl_snp_report_parse(const uint8_t *p, size_t n, struct cl_snp_report *out);
+
+/*
+ * Drop the process-wide cache of verified VCEK/VLEK chains (tests and
+ * long-running services that rotate endorsements).
+ */
+void cl_snp_cache_clear(void);
+
+#endif

@@ -191,6 +191,17 @@ CL_MUST_USE int cl_time_parse(const char *s, int64_t *out);
 /* Format as "YYYY-MM-DDTHH:MM:SSZ"; out must hold 21 bytes. */
 void cl_time_format(int64_t t, char out[21]);
 
+/* ------------------------------------------------------------------ caches */
+
+/*
+ * Verified endorsement material (certificate chains, collateral, parsed keys)
+ * is cached process-wide. While a thread has the bypass on, its lookups miss
+ * and it stores nothing, so every check runs from scratch (benchmarks, tests,
+ * cl_verify_opts.no_cache).
+ */
+void cl_cache_bypass(int on);
+int cl_cache_bypassed(void);
+
 /* -------------------------------------------------------------- secrets */
 
 /* Wipe memory in a way the compiler cannot elide. */

@@ -118,13 +118,25 @@ struct cl_intel_tcb_input {
  * "ConfigurationAndSWHardeningNeeded", "OutOfDate",
  * "OutOfDateConfigurationNeeded", "Revoked") into status and appends advisory
  * ids to the JSON array `advisories`. No matching level: CL_ERR_TCB.
- * Revoked is returned as a status, not an error.
+ * Revoked is returned as a status, not an error. The collateral must have
+ * passed cl_intel_collateral_verify first (else CL_ERR_ARG).
  */
 CL_MUST_USE int cl_intel_tcb_evaluate(const struct cl_intel_collateral *c,
 				      const struct cl_intel_tcb_input *in, char status[48],
 				      json_t *advisories);
 
-/* Fetch collateral for fmspc from a PCS/PCCS-compatible base URL into the cache. */
+/*
+ * Collateral for fmspc from a PCS/PCCS-compatible base URL (e.g.
+ * https://api.trustedservices.intel.com), through the cache directory: a
+ * cached set that verifies at `at` (0 = now) is returned as is (already
+ * verified); otherwise the responses are fetched, stored in the cache
+ * (<cache>/intel/<sgx|tdx>-<FMSPC>-<ca>/, the layout of docs/collateral.md)
+ * and loaded; the caller verifies them. ca: "platform" or "processor".
+ */
+CL_MUST_USE int cl_intel_collateral_fetch_at(const char *pcs_url, const char *cache_dir, int is_tdx,
+					     const uint8_t fmspc[6], const char *ca, int64_t at,
+					     struct cl_intel_collateral **out);
+/* The same, with the cache judged at the current time. */
 CL_MUST_USE int cl_intel_collateral_fetch(const char *pcs_url, const char *cache_dir, int is_tdx,
 					  const uint8_t fmspc[6], const char *ca /* "platform" or "processor" */,
 					  struct cl_intel_collateral **out);

@@ -8,6 +8,18 @@ void cl_zeroize(void *p, size_t n)
 		OPENSSL_cleanse(p, n);
 }
 
+static _Thread_local int bypass;
+
+void cl_cache_bypass(int on)
+{
+	bypass = on;
+}
+
+int cl_cache_bypassed(void)
+{
+	return bypass;
+}
+
 int cl_ct_equal(const void *a, const void *b, size_t n)
 {
 	return CRYPTO_memcmp(a, b, n) == 0;

@@ -677,7 +677,7 @@ int cl_snp_verify(const uint8_t *ev, size_t n, const struct cl_verify_opts *o, j
 
 	CL_TRY(vek_find(&r, o, have_cpu, cpu, &src));
 	CL_TRY(vek_id(o, src.p, src.n, id));
-	hit = !o->no_cache && cache_lookup(id, &v);
+	hit = !cl_cache_bypassed() && cache_lookup(id, &v);
 	if (hit) {
 		CL_CHECK(at >= v.not_before && at <= v.not_after, CL_ERR_EXPIRED,
 			 "certificate chain is not valid at the verification time");
@@ -696,7 +696,7 @@ int cl_snp_verify(const uint8_t *ev, size_t n, const struct cl_verify_opts *o, j
 	if (r.signer == CL_SNP_SIGNER_VCEK)
 		CL_TRY(check_hwid(&r, &v));
 	CL_TRY(check_tcb(&r, &v));
-	if (!hit && !o->no_cache)
+	if (!hit && !cl_cache_bypassed())
 		cache_insert(id, &v);
 	if (src.fetched &&
 	    (cl_amd_vcek_cache_name(v.product, r.chip_id, r.reported_tcb, name, sizeof(name)) != CL_OK ||

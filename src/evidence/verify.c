@@ -93,6 +93,8 @@ int cl_verify_evidence(const uint8_t *ev, size_t n, const struct cl_verify_opts 
 	}
 	if (fmt == CL_FORMAT_AUTO)
 		fmt = cl_format_detect(ev, n);
+	if (o->no_cache)
+		cl_cache_bypass(1);
 	res->format = fmt;
 	switch (fmt) {
 	case CL_FORMAT_SNP:
@@ -109,6 +111,8 @@ int cl_verify_evidence(const uint8_t *ev, size_t n, const struct cl_verify_opts 
 		break;
 	}
 out:
+	if (o->no_cache)
+		cl_cache_bypass(0);
 	res->status = rc;
 	res->claims = claims;
 	if (rc != CL_OK)

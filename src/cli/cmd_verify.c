@@ -4,7 +4,9 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cloister/appraise.h"
 #include "cloister/evidence.h"
+#include "verifier_opts.h"
 
 static void usage(FILE *f)
 {
@@ -14,17 +16,20 @@ static void usage(FILE *f)
 		"Verify hardware evidence offline against pinned vendor roots and print one\n"
 		"JSON object: {\"status\", \"format\", \"reason\", \"claims\"}.\n"
 		"Exit status: 0 verified, 1 rejected (also for malformed evidence), 2 usage or I/O error.\n"
+		"With --policy or --reference-values the object also has an \"appraisal\".\n"
+		"With --ear it prints only a signed EAR token (draft-ietf-rats-ear-03) and exits 0\n"
+		"whenever the evidence verified, whatever the token's status; 1 when it did not.\n"
 		"\n"
 		"options:\n"
 		"  --format F          auto (default), snp, tdx or sgx\n"
-		"  --vcek FILE         SNP: VCEK or VLEK certificate (DER or PEM); otherwise the\n"
-		"                      cache, then the AMD KDS, are used\n"
+		VERIFIER_OPTS_HELP
+		"  --ear               print an EAR attestation result instead of JSON\n"
+		"  --signing-key FILE  EAR signing key (PEM EC P-256 → ES256, P-384 → ES384)\n"
+		"  --nonce HEX         freshness nonce to carry as eat_nonce (8..64 bytes)\n"
+		"  --ttl SECONDS       EAR lifetime (default 300)\n"
 		"  --certs FILE        SNP: ASK/ASVK+ARK chain (PEM) to use instead of the pinned\n"
 		"                      intermediates; DCAP: PCK chain when the quote has none\n"
-		"  --collateral PATH   DCAP collateral: JSON file or directory of PCS responses\n"
-		"  --at RFC3339        verify as of this time (default: now)\n"
 		"  --report-data HEX   demand this REPORT_DATA (zero-padded to 64 bytes)\n"
-		"  --allow-debug       accept debuggable guests and enclaves\n"
 		"  --offline           never fetch endorsements from the network\n"
 		"  --cache-dir DIR     endorsement cache (default $XDG_CACHE_HOME/cloister)\n"
 		"  --kds-url URL       AMD KDS base URL (default https://kdsintf.amd.com)\n"
@@ -34,26 +39,27 @@ static void usage(FILE *f)
 
 enum {
 	OPT_FORMAT = 256,
-	OPT_VCEK,
 	OPT_CERTS,
-	OPT_COLLATERAL,
-	OPT_AT,
 	OPT_REPORT_DATA,
-	OPT_ALLOW_DEBUG,
 	OPT_OFFLINE,
 	OPT_CACHE_DIR,
 	OPT_KDS_URL,
 	OPT_PCS_URL,
+	OPT_EAR,
+	OPT_SIGNING_KEY,
+	OPT_NONCE,
+	OPT_TTL,
 };
 
 static const struct option longopts[] = {
 	{ "format", required_argument, NULL, OPT_FORMAT },
-	{ "vcek", required_argument, NULL, OPT_VCEK },
+	VERIFIER_LONGOPTS,
 	{ "certs", required_argument, NULL, OPT_CERTS },
-	{ "collateral", required_argument, NULL, OPT_COLLATERAL },
-	{ "at", required_argument, NULL, OPT_AT },
 	{ "report-data", required_argument, NULL, OPT_REPORT_DATA },
-	{ "allow-debug", no_argument, NULL, OPT_ALLOW_DEBUG },
+	{ "ear", no_argument, NULL, OPT_EAR },
+	{ "signing-key", required_argument, NULL, OPT_SIGNING_KEY },
+	{ "nonce", required_argument, NULL, OPT_NONCE },
+	{ "ttl", required_argument, NULL, OPT_TTL },
 	{ "offline", no_argument, NULL, OPT_OFFLINE },
 	{ "cache-dir", required_argument, NULL, OPT_CACHE_DIR },
 	{ "kds-url", required_argument, NULL, OPT_KDS_URL },
@@ -85,15 +91,64 @@ static int parse_report_data(const char *hex, uint8_t out[CL_REPORT_DATA_LEN])
 	return CL_OK;
 }
 
+/* Parse a hex nonce of 8..64 bytes. */
+static int parse_nonce(const char *hex, uint8_t **out, size_t *len)
+{
+	CL_GUARD(cl_hex_decode(hex, strlen(hex), out, len));
+	if (*len < 8 || *len > 64) {
+		free(*out);
+		*out = NULL;
+		return cl_fail(CL_ERR_ARG, "--nonce must be 8 to 64 bytes of hex");
+	}
+	return CL_OK;
+}
+
+/* Appraise verified claims; JSON for the plain output, or a signed EAR. */
+static int appraise(const struct verifier_opts *vo, const struct cl_verify_opts *o,
+		    const json_t *claims, const uint8_t *nonce, size_t nonce_len,
+		    const struct cl_ear_key *key, int64_t ttl, json_t **json, char **jwt)
+{
+	struct cl_appraise_ctx ctx = { nonce, nonce_len, o->have_report_data ? o->report_data : NULL,
+				       o->at };
+	struct cl_appraisal a = { 0 };
+	struct cl_ear_submod sm = { "cpu0", &a, claims };
+	struct cl_ear_opts eo = { "cloister " CLOISTER_VERSION, nonce, nonce_len, 0, ttl };
+	json_t *tv = NULL;
+	int rc = CL_OK;
+
+	CL_TRY(cl_policy_appraise(vo->policy, claims, vo->rv, &ctx, &a));
+	if (key) {
+		CL_TRY(cl_ear_sign(key, &sm, 1, &eo, jwt));
+		goto out;
+	}
+	tv = json_object();
+	CL_CHECK(tv, CL_ERR_NOMEM, "out of memory");
+	for (int i = 0; i < CL_TV_COUNT; i++)
+		if (a.vector[i])
+			json_object_set_new(tv, cl_tv_claim_name(i), json_integer(a.vector[i]));
+	*json = json_pack("{s:s, s:O, s:s, s:O}", "status", cl_tier_name(a.status),
+			  "trustworthiness_vector", tv, "policy_id", a.policy_id, "reasons", a.reasons);
+	CL_CHECK(*json, CL_ERR_NOMEM, "out of memory");
+out:
+	json_decref(tv);
+	cl_appraisal_free(&a);
+	return rc;
+}
+
 int cmd_verify(int argc, char **argv)
 {
+	struct verifier_opts vo = { 0 };
 	struct cl_verify_opts o = CL_VERIFY_OPTS_INIT;
 	struct cl_verify_result res = { 0 };
-	struct cl_buf ev = { 0 }, vcek = { 0 }, certs = { 0 };
-	const char *vcek_path = NULL, *certs_path = NULL;
-	json_t *out = NULL;
-	char *text = NULL;
-	int c = 0, ret = EXIT_USAGE;
+	struct cl_buf ev = { 0 }, certs = { 0 };
+	struct cl_ear_key *key = NULL;
+	const char *certs_path = NULL, *key_path = NULL;
+	json_t *out = NULL, *appraisal = NULL;
+	uint8_t *nonce = NULL;
+	size_t nonce_len = 0;
+	char *text = NULL, *jwt = NULL, *end = NULL;
+	int c = 0, ret = EXIT_USAGE, want_ear = 0, r = 0;
+	long ttl = 0;
 
 	optind = 1;
 	opterr = 0;
@@ -106,26 +161,13 @@ int cmd_verify(int argc, char **argv)
 			if (cl_format_parse(optarg, &o.format) != CL_OK)
 				goto usage_err;
 			break;
-		case OPT_VCEK:
-			vcek_path = optarg;
-			break;
 		case OPT_CERTS:
 			certs_path = optarg;
-			break;
-		case OPT_COLLATERAL:
-			o.collateral = optarg;
-			break;
-		case OPT_AT:
-			if (cl_time_parse(optarg, &o.at) != CL_OK)
-				goto usage_err;
 			break;
 		case OPT_REPORT_DATA:
 			if (parse_report_data(optarg, o.report_data) != CL_OK)
 				goto usage_err;
 			o.have_report_data = 1;
-			break;
-		case OPT_ALLOW_DEBUG:
-			o.allow_debug = 1;
 			break;
 		case OPT_OFFLINE:
 			o.offline = 1;
@@ -139,35 +181,84 @@ int cmd_verify(int argc, char **argv)
 		case OPT_PCS_URL:
 			o.pcs_url = optarg;
 			break;
+		case OPT_EAR:
+			want_ear = 1;
+			break;
+		case OPT_SIGNING_KEY:
+			key_path = optarg;
+			break;
+		case OPT_NONCE:
+			free(nonce);
+			nonce = NULL;
+			if (parse_nonce(optarg, &nonce, &nonce_len) != CL_OK)
+				goto usage_err;
+			break;
+		case OPT_TTL:
+			ttl = strtol(optarg, &end, 10);
+			if (!*optarg || *end || ttl <= 0 || ttl > 7 * 86400) {
+				(void)cl_fail(CL_ERR_ARG, "--ttl must be 1 to 604800 seconds");
+				goto usage_err;
+			}
+			break;
 		default:
+			r = verifier_opts_handle(&vo, c, optarg);
+			if (r < 0)
+				goto usage_err;
+			if (r > 0)
+				break;
 			fprintf(stderr, "cloister verify: unknown or incomplete option '%s'\n",
 				argv[optind - 1]);
 			usage(stderr);
-			return EXIT_USAGE;
+			goto out;
 		}
 	}
 	if (optind != argc - 1) {
 		fprintf(stderr, "cloister verify: expected exactly one EVIDENCE file\n");
 		usage(stderr);
-		return EXIT_USAGE;
+		goto out;
+	}
+	if (want_ear != (key_path != NULL)) {
+		fprintf(stderr, "cloister verify: --ear and --signing-key go together\n");
+		goto out;
 	}
 	if (cl_read_file(argv[optind], CL_MAX_EVIDENCE, &ev) != CL_OK ||
-	    (vcek_path && cl_read_file(vcek_path, 64 * 1024, &vcek) != CL_OK) ||
-	    (certs_path && cl_read_file(certs_path, 256 * 1024, &certs) != CL_OK)) {
+	    (certs_path && cl_read_file(certs_path, 256 * 1024, &certs) != CL_OK) ||
+	    verifier_opts_load(&vo) != CL_OK || (key_path && cl_ear_key_load(key_path, &key) != CL_OK)) {
 		fprintf(stderr, "cloister verify: %s\n", cl_error_detail());
 		goto out;
 	}
-	o.vcek = vcek.data;
-	o.vcek_len = vcek.len;
+	o.vcek = vo.verify.vcek;
+	o.vcek_len = vo.verify.vcek_len;
+	o.collateral = vo.verify.collateral;
+	o.at = vo.verify.at;
+	o.allow_debug = vo.verify.allow_debug;
 	o.certs = certs.data;
 	o.certs_len = certs.len;
 
 	if (cl_verify_evidence(ev.data, ev.len, &o, &res) != CL_OK)
 		cl_log_debug("verification failed: %s", res.reason);
+	if (res.status == CL_OK && (want_ear || vo.policy_path || vo.rv_path) &&
+	    appraise(&vo, &o, res.claims, nonce, nonce_len, key, ttl, &appraisal, &jwt) != CL_OK) {
+		/* The evidence is fine but no result could be issued: not a verdict. */
+		fprintf(stderr, "cloister verify: %s\n", cl_error_detail());
+		goto out;
+	}
+	if (want_ear) {
+		if (res.status == CL_OK) {
+			printf("%s\n", jwt);
+			ret = EXIT_VERIFIED;
+		} else {
+			fprintf(stderr, "cloister verify: rejected: %s\n", res.reason);
+			ret = EXIT_REJECTED;
+		}
+		goto out;
+	}
 	out = json_pack("{s:s, s:s, s:s, s:O?}", "status",
 			res.status == CL_OK ? "verified" : "rejected", "format",
 			res.format == CL_FORMAT_AUTO ? "unknown" : cl_format_name(res.format),
 			"reason", res.reason, "claims", res.claims);
+	if (out && appraisal)
+		json_object_set(out, "appraisal", appraisal);
 	text = out ? json_dumps(out, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
 	if (!text) {
 		fprintf(stderr, "cloister verify: out of memory\n");
@@ -182,10 +273,15 @@ usage_err:
 	fprintf(stderr, "cloister verify: %s\n", cl_error_detail());
 out:
 	free(text);
+	free(jwt);
+	free(nonce);
 	json_decref(out);
+	json_decref(appraisal);
+	cl_ear_key_free(key);
 	cl_verify_result_free(&res);
 	cl_buf_free(&ev);
-	cl_buf_free(&vcek);
 	cl_buf_free(&certs);
+	verifier_opts_free(&vo);
+	cl_policy_thread_release();
 	return ret;
 }

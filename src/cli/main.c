@@ -12,6 +12,7 @@ struct command {
 
 static const struct command commands[] = {
 	{ "verify", cmd_verify, "verify hardware evidence (SEV-SNP, TDX, SGX) offline" },
+	{ "ear", cmd_ear, "verify EAR attestation results, publish the signing JWKS" },
 	{ "version", cmd_version, "print the version" },
 };
 

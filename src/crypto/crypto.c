@@ -1,3 +1,4 @@
+#include <pthread.h>
 #include <string.h>
 
 #include <openssl/bn.h>
@@ -173,18 +174,57 @@ out:
 	return rc;
 }
 
+/*
+ * Decoded certificates, by SHA-256 of their DER. OpenSSL 3 spends more on
+ * decoding a certificate (its provider-based key decoder) than on checking a
+ * signature, and the same vendor certificates arrive with every piece of
+ * evidence. Only decoding is cached: an X509 object records no verification
+ * outcome, so every chain, signature and time check still runs.
+ */
+#define DECODE_CACHE_SLOTS 64
+
+static pthread_mutex_t decode_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	uint8_t hash[32];
+	X509 *x;
+} decode_cache[DECODE_CACHE_SLOTS];
+static unsigned decode_next;
+
 int cl_x509_from_der(const uint8_t *der, size_t n, X509 **out)
 {
 	const unsigned char *p = der;
-	X509 *x = NULL;
+	X509 *x = NULL, *old = NULL;
+	uint8_t hash[32];
 
 	if (n > CL_MAX_CERT_DER || n > LONG_MAX)
 		return cl_fail(CL_ERR_MALFORMED, "certificate larger than %d bytes", CL_MAX_CERT_DER);
+	CL_GUARD(cl_digest(CL_SHA256, der, n, hash));
+	pthread_mutex_lock(&decode_lock);
+	for (unsigned i = 0; i < DECODE_CACHE_SLOTS && !x; i++)
+		if (decode_cache[i].x && memcmp(decode_cache[i].hash, hash, 32) == 0 &&
+		    X509_up_ref(decode_cache[i].x) == 1)
+			x = decode_cache[i].x;
+	pthread_mutex_unlock(&decode_lock);
+	if (x) {
+		*out = x;
+		return CL_OK;
+	}
 	x = d2i_X509(NULL, &p, (long)n);
 	ERR_clear_error();
 	if (!x || p != der + n) {
 		X509_free(x);
 		return cl_fail(CL_ERR_MALFORMED, "not a DER certificate");
+	}
+	if (X509_up_ref(x) == 1) {
+		unsigned slot = 0;
+
+		pthread_mutex_lock(&decode_lock);
+		slot = decode_next++ % DECODE_CACHE_SLOTS;
+		old = decode_cache[slot].x;
+		memcpy(decode_cache[slot].hash, hash, 32);
+		decode_cache[slot].x = x;
+		pthread_mutex_unlock(&decode_lock);
+		X509_free(old);
 	}
 	*out = x;
 	return CL_OK;
@@ -224,12 +264,32 @@ int cl_x509_chain_from_pem(const uint8_t *p, size_t n, STACK_OF(X509) **out)
 	bio = BIO_new_mem_buf(p, (int)n);
 	sk = sk_X509_new_null();
 	CL_CHECK(bio && sk, CL_ERR_NOMEM, "out of memory");
-	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+	for (;;) {
+		char *name = NULL, *header = NULL;
+		unsigned char *der = NULL;
+		long dlen = 0;
+		int ok = PEM_read_bio(bio, &name, &header, &der, &dlen);
+
+		/* Other block types are skipped, as PEM_read_bio_X509 would. */
+		if (ok == 1 && strcmp(name, PEM_STRING_X509) == 0 && dlen > 0) {
+			rc = cl_x509_from_der(der, (size_t)dlen, &x);
+			if (rc < 0)
+				rc = cl_fail(CL_ERR_MALFORMED, "a PEM certificate does not parse");
+		}
+		OPENSSL_free(name);
+		OPENSSL_free(header);
+		OPENSSL_free(der);
+		if (ok != 1 || rc < 0)
+			break;
+		if (!x)
+			continue;
 		CL_CHECK(sk_X509_num(sk) < CL_MAX_CERT_CHAIN, CL_ERR_MALFORMED,
 			 "more than %d certificates in chain", CL_MAX_CERT_CHAIN);
 		CL_CHECK(sk_X509_push(sk, x) > 0, CL_ERR_NOMEM, "out of memory");
 		x = NULL;
 	}
+	if (rc < 0)
+		goto out;
 	CL_CHECK(sk_X509_num(sk) > 0, CL_ERR_MALFORMED, "no PEM certificate found");
 	*out = sk;
 	sk = NULL;

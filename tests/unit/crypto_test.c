@@ -114,6 +114,31 @@ static void test_cert_parsing_bounds(void)
 	cl_buf_free(&pem);
 }
 
+/* Decoding is cached by content; a changed byte must still be decoded afresh. */
+static void test_decode_cache(void)
+{
+	struct cl_buf der = vector_read("sev-snp/go-sev-guest/vcek_milan.der");
+	X509 *a = NULL, *b = NULL, *c = NULL;
+
+	CHECK_EQ_INT(cl_x509_from_der(der.data, der.len, &a), CL_OK);
+	CHECK_EQ_INT(cl_x509_from_der(der.data, der.len, &b), CL_OK);
+	CHECK(a && a == b);
+	/* A flipped byte in the signature value: decodes, but is not the cached object. */
+	der.data[der.len - 5] ^= 1;
+	CHECK_EQ_INT(cl_x509_from_der(der.data, der.len, &c), CL_OK);
+	CHECK(c && c != a && X509_cmp(a, c) != 0);
+	X509_free(c);
+	c = NULL;
+	/* A flipped tag byte: not a certificate at all. */
+	der.data[der.len - 5] ^= 1;
+	der.data[0] ^= 0x10;
+	CHECK_EQ_INT(cl_x509_from_der(der.data, der.len, &c), CL_ERR_MALFORMED);
+	CHECK(c == NULL);
+	X509_free(a);
+	X509_free(b);
+	cl_buf_free(&der);
+}
+
 static void test_pinned_roots(void)
 {
 	for (int p = 0; p < CL_AMD_PRODUCT_COUNT; p++) {
@@ -132,6 +157,7 @@ int main(void)
 	RUN(test_ec_from_xy);
 	RUN(test_amd_chain);
 	RUN(test_cert_parsing_bounds);
+	RUN(test_decode_cache);
 	RUN(test_pinned_roots);
 	return test_done("crypto_test");
 }

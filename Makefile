@@ -8,7 +8,8 @@ BUILD     ?= build
 CLOISTER_VECTORS ?= $(abspath ../shared/vectors)
 export CLOISTER_VECTORS
 
-PKGS      := openssl jansson libcurl jose lua5.4 libcbor
+PKGS      := openssl jansson libcurl jose lua5.4 libcbor tss2-esys tss2-mu tss2-tctildr tss2-rc \
+             libseccomp libevent libevent_openssl libevent_pthreads sqlite3 libpq
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -20,7 +21,8 @@ CFLAGS    ?= -O2 -g
 ALL_CFLAGS = $(WARN) $(HARDEN) -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) $(CFLAGS) $(EXTRA_CFLAGS)
 LDLIBS    := $(PKG_LIBS) -lpthread
 
-LIB_SRC   := $(sort $(wildcard src/core/*.c src/crypto/*.c src/evidence/*.c src/endorse/*.c src/appraise/*.c))
+# Every component folder but the CLI goes into the library.
+LIB_SRC   := $(sort $(filter-out src/cli/%,$(wildcard src/*/*.c)))
 CLI_SRC   := $(sort $(wildcard src/cli/*.c))
 TEST_SRC  := $(sort $(wildcard tests/unit/*_test.c))
 FUZZ_SRC  := $(sort $(wildcard tests/fuzz/fuzz_*.c))

@@ -17,6 +17,15 @@ liblua5.4-dev
 libjose-dev
 python3-jwcrypto
 python3-cbor2
+libtss2-dev
+tpm2-tools
+swtpm
+swtpm-tools
+libseccomp-dev
+libevent-dev
+libsqlite3-dev
+libpq-dev
+postgresql
 python3
 ca-certificates
 curl

@@ -58,11 +58,19 @@ CL_MUST_USE int cl_x509_chain_from_pem(const uint8_t *p, size_t n, STACK_OF(X509
 CL_MUST_USE int cl_crl_from_any(const uint8_t *p, size_t n, X509_CRL **out);
 
 /*
+ * Check a CRL issued by `issuer`: issuer name, signature by the issuer's key,
+ * and thisUpdate <= at <= nextUpdate (CL_ERR_EXPIRED otherwise; at 0 = now).
+ * Signature results are cached by (CRL, issuer) content, per cache epoch.
+ */
+CL_MUST_USE int cl_crl_check(X509_CRL *crl, X509 *issuer, int64_t at);
+
+/*
  * Verify leaf up to one of the trusted roots (self-signed, pinned), using
  * untrusted intermediates, at time `at` (seconds since the epoch; 0 = now).
- * With crls (may be NULL) every certificate in the chain must be covered by a
- * CRL and not listed on it. The resulting chain length is stored in
- * *depth when non-NULL.
+ * With crls (may be NULL) every certificate in the chain below the root must
+ * be covered by a CRL from its issuer that passes cl_crl_check() and must
+ * not be listed on it. The resulting chain length is stored in *depth when
+ * non-NULL.
  */
 CL_MUST_USE int cl_x509_verify(X509 *leaf, STACK_OF(X509) *untrusted, STACK_OF(X509) *roots,
 			       STACK_OF(X509_CRL) *crls, int64_t at, int *depth);

@@ -1,5 +1,7 @@
+#define _DEFAULT_SOURCE /* timegm */
 #include <pthread.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -329,6 +331,107 @@ int cl_crl_from_any(const uint8_t *p, size_t n, X509_CRL **out)
 	return CL_OK;
 }
 
+/* CRL signatures already checked: SHA-256 of the CRL and of its issuer, and the epoch. */
+#define CRL_SIG_SLOTS 16
+
+static pthread_mutex_t crl_sig_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	uint8_t key[64];
+	uint64_t epoch;
+	int used;
+} crl_sig_cache[CRL_SIG_SLOTS];
+static unsigned crl_sig_next;
+
+static int crl_sig_cached(const uint8_t key[64], int store)
+{
+	uint64_t epoch = cl_cache_epoch();
+	int hit = 0;
+
+	pthread_mutex_lock(&crl_sig_lock);
+	for (unsigned i = 0; i < CRL_SIG_SLOTS && !hit; i++)
+		hit = crl_sig_cache[i].used && crl_sig_cache[i].epoch == epoch &&
+		      memcmp(crl_sig_cache[i].key, key, 64) == 0;
+	if (!hit && store) {
+		unsigned slot = crl_sig_next++ % CRL_SIG_SLOTS;
+
+		memcpy(crl_sig_cache[slot].key, key, 64);
+		crl_sig_cache[slot].epoch = epoch;
+		crl_sig_cache[slot].used = 1;
+	}
+	pthread_mutex_unlock(&crl_sig_lock);
+	return hit;
+}
+
+static int asn1_epoch(const ASN1_TIME *t, int64_t *out)
+{
+	struct tm tm;
+
+	if (!t || ASN1_TIME_to_tm(t, &tm) != 1)
+		return cl_fail(CL_ERR_MALFORMED, "invalid time in certificate or CRL");
+	*out = (int64_t)timegm(&tm);
+	return CL_OK;
+}
+
+int cl_crl_check(X509_CRL *crl, X509 *issuer, int64_t at)
+{
+	uint8_t key[64];
+	unsigned int n1 = 0, n2 = 0;
+	int64_t from = 0, until = 0;
+	EVP_PKEY *ikey = X509_get0_pubkey(issuer);
+	char who[128] = "";
+
+	X509_NAME_oneline(X509_CRL_get_issuer(crl), who, sizeof(who));
+	CL_ENSURE_MSG(X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(issuer)) == 0,
+		      CL_ERR_CHAIN, "CRL of %s is not from the certificate's issuer", who);
+	CL_ENSURE_MSG(ikey != NULL, CL_ERR_CHAIN, "CRL issuer has no usable key");
+	CL_GUARD_OSSL(X509_CRL_digest(crl, EVP_sha256(), key, &n1), CL_ERR_CRYPTO);
+	CL_GUARD_OSSL(X509_digest(issuer, EVP_sha256(), key + 32, &n2), CL_ERR_CRYPTO);
+	if (!crl_sig_cached(key, 0)) {
+		int ok = X509_CRL_verify(crl, ikey);
+
+		ERR_clear_error();
+		CL_ENSURE_MSG(ok == 1, CL_ERR_SIGNATURE, "CRL of %s: signature does not verify", who);
+		(void)crl_sig_cached(key, 1);
+	}
+	CL_ENSURE_MSG(X509_CRL_get0_nextUpdate(crl) != NULL, CL_ERR_CHAIN,
+		      "CRL of %s has no nextUpdate", who);
+	CL_GUARD(asn1_epoch(X509_CRL_get0_lastUpdate(crl), &from));
+	CL_GUARD(asn1_epoch(X509_CRL_get0_nextUpdate(crl), &until));
+	if (at == 0)
+		at = (int64_t)time(NULL);
+	CL_ENSURE_MSG(at >= from && at <= until, CL_ERR_EXPIRED, "CRL of %s is not valid at that time",
+		      who);
+	return CL_OK;
+}
+
+/*
+ * Revocation by hand rather than X509_V_FLAG_CRL_CHECK_ALL: OpenSSL checks a
+ * CRL's signature again for every chain it appears in, and one DCAP
+ * verification builds four chains under the same root CRL. Here each
+ * certificate below the root needs a CRL from its own issuer that passes
+ * cl_crl_check() and does not list it.
+ */
+static int check_revocation(STACK_OF(X509) *chain, STACK_OF(X509_CRL) *crls, int64_t at)
+{
+	for (int i = 0; i + 1 < sk_X509_num(chain); i++) {
+		X509 *cert = sk_X509_value(chain, i), *issuer = sk_X509_value(chain, i + 1);
+		X509_CRL *crl = NULL;
+		X509_REVOKED *rev = NULL;
+
+		for (int j = 0; j < sk_X509_CRL_num(crls) && !crl; j++)
+			if (X509_NAME_cmp(X509_CRL_get_issuer(sk_X509_CRL_value(crls, j)),
+					  X509_get_subject_name(issuer)) == 0)
+				crl = sk_X509_CRL_value(crls, j);
+		CL_ENSURE_MSG(crl != NULL, CL_ERR_CHAIN,
+			      "certificate chain: no CRL from the issuer at depth %d", i + 1);
+		CL_GUARD(cl_crl_check(crl, issuer, at));
+		if (X509_CRL_get0_by_cert(crl, &rev, cert) == 1)
+			return cl_fail(CL_ERR_REVOKED, "certificate chain: certificate revoked (depth %d)",
+				       i);
+	}
+	return CL_OK;
+}
+
 int cl_x509_verify(X509 *leaf, STACK_OF(X509) *untrusted, STACK_OF(X509) *roots,
 		   STACK_OF(X509_CRL) *crls, int64_t at, int *depth)
 {
@@ -349,10 +452,6 @@ int cl_x509_verify(X509 *leaf, STACK_OF(X509) *untrusted, STACK_OF(X509) *roots,
 	CL_CHECK(X509_STORE_CTX_init(ctx, store, leaf, untrusted) == 1, CL_ERR_CRYPTO,
 		 "cannot initialise chain verification");
 	vp = X509_STORE_CTX_get0_param(ctx);
-	if (crls) {
-		X509_STORE_CTX_set0_crls(ctx, crls);
-		flags |= X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL;
-	}
 	if (at)
 		X509_VERIFY_PARAM_set_time(vp, (time_t)at);
 	X509_VERIFY_PARAM_set_flags(vp, flags);
@@ -364,14 +463,7 @@ int cl_x509_verify(X509 *leaf, STACK_OF(X509) *untrusted, STACK_OF(X509) *roots,
 		switch (err) {
 		case X509_V_ERR_CERT_HAS_EXPIRED:
 		case X509_V_ERR_CERT_NOT_YET_VALID:
-		case X509_V_ERR_CRL_HAS_EXPIRED:
-		case X509_V_ERR_CRL_NOT_YET_VALID:
 			rc = cl_fail(CL_ERR_EXPIRED, "certificate chain: %s (depth %d)",
-				     X509_verify_cert_error_string(err),
-				     X509_STORE_CTX_get_error_depth(ctx));
-			break;
-		case X509_V_ERR_CERT_REVOKED:
-			rc = cl_fail(CL_ERR_REVOKED, "certificate chain: %s (depth %d)",
 				     X509_verify_cert_error_string(err),
 				     X509_STORE_CTX_get_error_depth(ctx));
 			break;
@@ -383,6 +475,8 @@ int cl_x509_verify(X509 *leaf, STACK_OF(X509) *untrusted, STACK_OF(X509) *roots,
 		}
 		goto out;
 	}
+	if (crls)
+		CL_TRY(check_revocation(X509_STORE_CTX_get0_chain(ctx), crls, at));
 	if (depth)
 		*depth = sk_X509_num(X509_STORE_CTX_get0_chain(ctx));
 out:

@@ -110,6 +110,7 @@ struct chain_entry {
 	EVP_PKEY *pkey; /* the leaf's public key */
 	X509 *leaf;
 	int64_t from, until;
+	uint64_t epoch; /* cl_cache_epoch() when stored */
 };
 
 static pthread_mutex_t chain_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -119,14 +120,13 @@ static unsigned chain_next;
 static int chain_lookup(const uint8_t key[32], struct chain_entry *out)
 {
 	int hit = 0;
+	uint64_t epoch = cl_cache_epoch();
 
-	if (cl_cache_bypassed())
-		return 0;
 	pthread_mutex_lock(&chain_lock);
 	for (unsigned i = 0; i < CHAIN_CACHE_SLOTS; i++) {
 		struct chain_entry *e = &chain_cache[i];
 
-		if (e->pkey && memcmp(e->key, key, 32) == 0) {
+		if (e->pkey && e->epoch == epoch && memcmp(e->key, key, 32) == 0) {
 			*out = *e;
 			EVP_PKEY_up_ref(out->pkey);
 			X509_up_ref(out->leaf);
@@ -140,18 +140,19 @@ static int chain_lookup(const uint8_t key[32], struct chain_entry *out)
 
 static void chain_store(const struct chain_entry *in)
 {
-	struct chain_entry old = { { 0 }, NULL, NULL, 0, 0 };
+	struct chain_entry old = { { 0 }, NULL, NULL, 0, 0, 0 };
 	struct chain_entry *e = NULL;
+	uint64_t epoch = cl_cache_epoch();
 
-	if (cl_cache_bypassed())
-		return;
 	pthread_mutex_lock(&chain_lock);
 	for (unsigned i = 0; i < CHAIN_CACHE_SLOTS; i++)
-		if (chain_cache[i].pkey && memcmp(chain_cache[i].key, in->key, 32) == 0)
+		if (chain_cache[i].pkey && chain_cache[i].epoch == epoch &&
+		    memcmp(chain_cache[i].key, in->key, 32) == 0)
 			goto done;
 	e = &chain_cache[chain_next++ % CHAIN_CACHE_SLOTS];
 	old = *e;
 	*e = *in;
+	e->epoch = epoch;
 	EVP_PKEY_up_ref(e->pkey);
 	X509_up_ref(e->leaf);
 done:
@@ -172,7 +173,7 @@ static int verify_chain(const struct cl_intel_core *c, const char *pem, size_t l
 	STACK_OF(X509) *certs = NULL, *roots = NULL;
 	STACK_OF(X509_CRL) *crls = NULL;
 	X509 *root = cl_intel_root();
-	struct chain_entry e = { { 0 }, NULL, NULL, INT64_MIN, INT64_MAX };
+	struct chain_entry e = { { 0 }, NULL, NULL, INT64_MIN, INT64_MAX, 0 };
 	int rc = CL_OK, depth = 0, blocks = 0;
 
 	CL_CHECK(root != NULL, CL_ERR_INTERNAL, "Intel root not available");
@@ -245,39 +246,6 @@ out:
 	return rc;
 }
 
-/*
- * CRL signatures already checked, by SHA-256 of (CRL bytes, issuer): the
- * result depends on nothing else, so a hit skips the signature check.
- */
-#define CRL_SIG_SLOTS 16
-static pthread_mutex_t crl_sig_lock = PTHREAD_MUTEX_INITIALIZER;
-static uint8_t crl_sig_ok[CRL_SIG_SLOTS][32];
-static unsigned crl_sig_used, crl_sig_next;
-
-static int crl_sig_known(const uint8_t key[32])
-{
-	int hit = 0;
-
-	if (cl_cache_bypassed())
-		return 0;
-	pthread_mutex_lock(&crl_sig_lock);
-	for (unsigned i = 0; i < crl_sig_used && !hit; i++)
-		hit = memcmp(crl_sig_ok[i], key, 32) == 0;
-	pthread_mutex_unlock(&crl_sig_lock);
-	return hit;
-}
-
-static void crl_sig_remember(const uint8_t key[32])
-{
-	if (cl_cache_bypassed())
-		return;
-	pthread_mutex_lock(&crl_sig_lock);
-	memcpy(crl_sig_ok[crl_sig_next++ % CRL_SIG_SLOTS], key, 32);
-	if (crl_sig_used < CRL_SIG_SLOTS)
-		crl_sig_used++;
-	pthread_mutex_unlock(&crl_sig_lock);
-}
-
 static int crl_window(X509_CRL *crl, int64_t *from, int64_t *until, const char *what)
 {
 	const ASN1_TIME *nu = X509_CRL_get0_nextUpdate(crl);
@@ -288,26 +256,24 @@ static int crl_window(X509_CRL *crl, int64_t *from, int64_t *until, const char *
 }
 
 /* crl_hash: SHA-256 of the CRL's bytes; issuer_id: what identifies the issuer's key. */
-static int verify_crl(X509_CRL *crl, const uint8_t crl_hash[32], const uint8_t issuer_id[32],
-		      X509 *issuer, EVP_PKEY *key, int64_t at, const char *what, int64_t *from,
+/*
+ * The window is checked here first for a message that names it; the
+ * signature check is shared with chain revocation checks (cl_crl_check), so
+ * a CRL is verified once however many chains it covers.
+ */
+static int verify_crl(X509_CRL *crl, X509 *issuer, int64_t at, const char *what, int64_t *from,
 		      int64_t *until)
 {
-	uint8_t both[64], sig_key[32];
-	int ok = 0;
+	int rc = CL_OK;
 
 	CL_ENSURE_MSG(X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(issuer)) == 0,
 		      CL_ERR_COLLATERAL, "%s is not issued by its issuer certificate", what);
-	memcpy(both, crl_hash, 32);
-	memcpy(both + 32, issuer_id, 32);
-	CL_GUARD(cl_digest(CL_SHA256, both, sizeof(both), sig_key));
-	if (!crl_sig_known(sig_key)) {
-		ok = X509_CRL_verify(crl, key);
-		ERR_clear_error();
-		CL_ENSURE_MSG(ok == 1, CL_ERR_SIGNATURE, "%s signature does not verify", what);
-		crl_sig_remember(sig_key);
-	}
 	CL_GUARD(crl_window(crl, from, until, what));
-	return check_window(at, *from, *until, what);
+	CL_GUARD(check_window(at, *from, *until, what));
+	rc = cl_crl_check(crl, issuer, at);
+	if (rc == CL_ERR_SIGNATURE)
+		return cl_fail(CL_ERR_SIGNATURE, "%s signature does not verify", what);
+	return rc;
 }
 
 static int verify_signed(const struct chain_entry *e, const char *text, size_t len,
@@ -327,7 +293,7 @@ static void narrow(int64_t *from, int64_t *until, int64_t f, int64_t u)
 int cl_intel_collateral_verify(struct cl_intel_collateral *h, int64_t at)
 {
 	struct cl_intel_core *c = h ? h->core : NULL;
-	struct chain_entry tcb = { { 0 }, NULL, NULL, 0, 0 }, qe = tcb, pck = tcb;
+	struct chain_entry tcb = { { 0 }, NULL, NULL, 0, 0, 0 }, qe = tcb, pck = tcb;
 	X509 *root = cl_intel_root();
 	int64_t from = INT64_MIN, until = INT64_MAX, f = 0, u = 0;
 	int rc = CL_OK, cached = 0;
@@ -345,13 +311,7 @@ int cl_intel_collateral_verify(struct cl_intel_collateral *h, int64_t at)
 		return CL_OK;
 	}
 
-	{
-		/* the root is pinned: a fixed issuer id stands for its key */
-		static const uint8_t root_id[32] = { 'I', 'n', 't', 'e', 'l', ' ', 'r', 'o', 'o', 't' };
-
-		CL_TRY(verify_crl(c->root_crl, c->root_crl_hash, root_id, root,
-				  X509_get0_pubkey(root), at, "root CA CRL", &f, &u));
-	}
+	CL_TRY(verify_crl(c->root_crl, root, at, "root CA CRL", &f, &u));
 	narrow(&from, &until, f, u);
 
 	CL_TRY(verify_chain(c, c->tcb_chain_pem, c->tcb_chain_len, at, "TCB info", &tcb));
@@ -368,8 +328,7 @@ int cl_intel_collateral_verify(struct cl_intel_collateral *h, int64_t at)
 
 	CL_TRY(verify_chain(c, c->pck_crl_chain_pem, c->pck_crl_chain_len, at, "PCK CRL", &pck));
 	narrow(&from, &until, pck.from, pck.until);
-	CL_TRY(verify_crl(c->pck_crl, c->pck_crl_hash, pck.key, pck.leaf, pck.pkey, at, "PCK CRL", &f,
-			  &u));
+	CL_TRY(verify_crl(c->pck_crl, pck.leaf, at, "PCK CRL", &f, &u));
 	narrow(&from, &until, f, u);
 
 	cl_intel_core_lock();

@@ -3,6 +3,7 @@
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
+#include <openssl/x509v3.h>
 
 #include "cloister/crypto.h"
 #include "cloister/endorse.h"
@@ -139,6 +140,118 @@ static void test_decode_cache(void)
 	cl_buf_free(&der);
 }
 
+/* A throwaway CA for revocation tests (not evidence: only the X.509 logic). */
+static X509 *make_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *ikey, long serial,
+		       int ca)
+{
+	X509 *x = X509_new();
+	X509_NAME *name = X509_NAME_new();
+	X509V3_CTX v3;
+	X509_EXTENSION *ext = NULL;
+
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), serial);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+	X509_set_subject_name(x, name);
+	X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name);
+	X509_time_adj_ex(X509_getm_notBefore(x), -1, 0, NULL);
+	X509_time_adj_ex(X509_getm_notAfter(x), 30, 0, NULL);
+	X509_set_pubkey(x, key);
+	X509V3_set_ctx(&v3, issuer ? issuer : x, x, NULL, NULL, 0);
+	ext = X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints,
+				  ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
+	X509_add_ext(x, ext, -1);
+	X509_EXTENSION_free(ext);
+	X509_sign(x, ikey, EVP_sha256());
+	X509_NAME_free(name);
+	return x;
+}
+
+static X509_CRL *make_crl(X509 *issuer, EVP_PKEY *ikey, long revoked_serial, int days_from,
+			  int days_to)
+{
+	X509_CRL *crl = X509_CRL_new();
+	ASN1_TIME *t = ASN1_TIME_new();
+
+	X509_CRL_set_version(crl, 1);
+	X509_CRL_set_issuer_name(crl, X509_get_subject_name(issuer));
+	X509_time_adj_ex(t, days_from, 0, NULL);
+	X509_CRL_set1_lastUpdate(crl, t);
+	X509_time_adj_ex(t, days_to, 0, NULL);
+	X509_CRL_set1_nextUpdate(crl, t);
+	if (revoked_serial) {
+		X509_REVOKED *r = X509_REVOKED_new();
+		ASN1_INTEGER *sn = ASN1_INTEGER_new();
+
+		ASN1_INTEGER_set(sn, revoked_serial);
+		X509_REVOKED_set_serialNumber(r, sn);
+		X509_time_adj_ex(t, -1, 0, NULL);
+		X509_REVOKED_set_revocationDate(r, t);
+		X509_CRL_add0_revoked(crl, r);
+		ASN1_INTEGER_free(sn);
+	}
+	X509_CRL_sort(crl);
+	X509_CRL_sign(crl, ikey, EVP_sha256());
+	ASN1_TIME_free(t);
+	return crl;
+}
+
+static void test_revocation(void)
+{
+	EVP_PKEY *rk = EVP_EC_gen("P-256"), *ik = EVP_EC_gen("P-256"), *lk = EVP_EC_gen("P-256");
+	X509 *root = make_cert("test root", rk, NULL, rk, 1, 1);
+	X509 *inter = make_cert("test intermediate", ik, root, rk, 2, 1);
+	X509 *leaf = make_cert("test leaf", lk, inter, ik, 3, 0);
+	STACK_OF(X509) *roots = sk_X509_new_null(), *untrusted = sk_X509_new_null();
+	STACK_OF(X509_CRL) *crls = sk_X509_CRL_new_null();
+	X509_CRL *root_crl = make_crl(root, rk, 0, -1, 7);
+	X509_CRL *inter_crl = make_crl(inter, ik, 0, -1, 7);
+	X509_CRL *inter_crl_rev = make_crl(inter, ik, 3, -1, 7);
+	X509_CRL *inter_crl_old = make_crl(inter, ik, 0, -10, -3);
+	X509_CRL *forged = make_crl(inter, rk, 0, -1, 7); /* right name, wrong key */
+	int depth = 0;
+
+	sk_X509_push(roots, root);
+	sk_X509_push(untrusted, inter);
+	CHECK_EQ_INT(cl_x509_verify(leaf, untrusted, roots, NULL, 0, &depth), CL_OK);
+	CHECK_EQ_INT(depth, 3);
+	/* Every certificate below the root needs its issuer's CRL. */
+	sk_X509_CRL_push(crls, root_crl);
+	CHECK_EQ_INT(cl_x509_verify(leaf, untrusted, roots, crls, 0, &depth), CL_ERR_CHAIN);
+	sk_X509_CRL_push(crls, inter_crl);
+	CHECK_EQ_INT(cl_x509_verify(leaf, untrusted, roots, crls, 0, &depth), CL_OK);
+	(void)sk_X509_CRL_pop(crls);
+	sk_X509_CRL_push(crls, inter_crl_rev);
+	CHECK_EQ_INT(cl_x509_verify(leaf, untrusted, roots, crls, 0, &depth), CL_ERR_REVOKED);
+	(void)sk_X509_CRL_pop(crls);
+	sk_X509_CRL_push(crls, inter_crl_old);
+	CHECK_EQ_INT(cl_x509_verify(leaf, untrusted, roots, crls, 0, &depth), CL_ERR_EXPIRED);
+	(void)sk_X509_CRL_pop(crls);
+	sk_X509_CRL_push(crls, forged);
+	CHECK_EQ_INT(cl_x509_verify(leaf, untrusted, roots, crls, 0, &depth), CL_ERR_SIGNATURE);
+	/* The cached signature result is tied to the CRL's content and issuer. */
+	CHECK_EQ_INT(cl_crl_check(inter_crl, inter, 0), CL_OK);
+	CHECK_EQ_INT(cl_crl_check(inter_crl, root, 0), CL_ERR_CHAIN);
+	CHECK_EQ_INT(cl_crl_check(forged, inter, 0), CL_ERR_SIGNATURE);
+	cl_cache_bypass(1);
+	CHECK_EQ_INT(cl_crl_check(inter_crl, inter, 0), CL_OK);
+	CHECK_EQ_INT(cl_crl_check(forged, inter, 0), CL_ERR_SIGNATURE);
+	cl_cache_bypass(0);
+
+	sk_X509_CRL_pop_free(crls, X509_CRL_free); /* root_crl, forged */
+	X509_CRL_free(inter_crl);
+	X509_CRL_free(inter_crl_rev);
+	X509_CRL_free(inter_crl_old);
+	sk_X509_free(roots);
+	sk_X509_free(untrusted);
+	X509_free(leaf);
+	X509_free(inter);
+	X509_free(root);
+	EVP_PKEY_free(lk);
+	EVP_PKEY_free(ik);
+	EVP_PKEY_free(rk);
+}
+
 static void test_pinned_roots(void)
 {
 	for (int p = 0; p < CL_AMD_PRODUCT_COUNT; p++) {
@@ -158,6 +271,7 @@ int main(void)
 	RUN(test_amd_chain);
 	RUN(test_cert_parsing_bounds);
 	RUN(test_decode_cache);
+	RUN(test_revocation);
 	RUN(test_pinned_roots);
 	return test_done("crypto_test");
 }

@@ -43,6 +43,14 @@ CL_MUST_USE int cl_verify_der(EVP_PKEY *key, enum cl_hash h, const void *msg, si
 CL_MUST_USE int cl_ec_key_from_xy(const char *curve, const uint8_t *x, const uint8_t *y, size_t n,
 				  EVP_PKEY **out);
 
+/*
+ * HKDF-SHA384 (RFC 5869): out_len bytes from ikm, an optional salt (NULL for
+ * none) and info. The caller wipes out when it holds a secret.
+ */
+CL_MUST_USE int cl_hkdf_sha384(const uint8_t *ikm, size_t ikm_len, const uint8_t *salt,
+			       size_t salt_len, const uint8_t *info, size_t info_len, uint8_t *out,
+			       size_t out_len);
+
 /* Reverse a byte string in place (little-endian wire integers). */
 void cl_reverse(uint8_t *p, size_t n);
 

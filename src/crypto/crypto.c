@@ -5,6 +5,7 @@
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/kdf.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/param_build.h>
@@ -47,6 +48,31 @@ int cl_digest(enum cl_hash h, const void *data, size_t n, uint8_t *out)
 	CL_ENSURE(md != NULL, CL_ERR_ARG);
 	CL_GUARD_OSSL(EVP_Digest(data, n, out, NULL, md, NULL), CL_ERR_CRYPTO);
 	return CL_OK;
+}
+
+int cl_hkdf_sha384(const uint8_t *ikm, size_t ikm_len, const uint8_t *salt, size_t salt_len,
+		   const uint8_t *info, size_t info_len, uint8_t *out, size_t out_len)
+{
+	EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+	EVP_KDF_CTX *ctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+	OSSL_PARAM params[5];
+	int n = 0, rc = CL_OK;
+
+	CL_CHECK(ctx, CL_ERR_CRYPTO, "HKDF is not available");
+	CL_CHECK(ikm_len > 0, CL_ERR_ARG, "HKDF needs key material");
+	params[n++] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA384", 0);
+	params[n++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)ikm, ikm_len);
+	if (salt)
+		params[n++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt,
+								salt_len);
+	params[n++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)info, info_len);
+	params[n] = OSSL_PARAM_construct_end();
+	CL_CHECK(EVP_KDF_derive(ctx, out, out_len, params) == 1, CL_ERR_CRYPTO, "HKDF failed");
+out:
+	EVP_KDF_CTX_free(ctx);
+	EVP_KDF_free(kdf);
+	ERR_clear_error();
+	return rc;
 }
 
 void cl_reverse(uint8_t *p, size_t n)

@@ -98,6 +98,44 @@ int cl_refvalues_meets_min(const struct cl_refvalues *rv, const char *platform, 
 json_t *cl_refvalues_values(const struct cl_refvalues *rv, const char *platform, const char *claim,
 			    int64_t at);
 
+/* ------------------------------------------------------------------ CoRIM */
+
+/*
+ * Reference values from a CoRIM (draft-ietf-rats-corim): an unsigned CoRIM
+ * (CBOR tag 501) or one signed as COSE_Sign1 (tag 18, ES256 or ES384) whose
+ * CoMID reference triples become the same accepted values and minimums as a
+ * JSON file, so the same policies apply. See docs/policy.md for the mapping.
+ */
+#define CL_MAX_CORIM ((size_t)1 << 20)
+#define CL_MAX_CORIM_DEPTH 32
+#define CL_MAX_CORIM_ITEMS 65536
+#define CL_MAX_CORIM_TAGS 64
+#define CL_MAX_CORIM_TRIPLES 1024
+#define CL_MAX_CORIM_MEASUREMENTS 256
+#define CL_MAX_CORIM_DIGESTS 16
+#define CL_MAX_CORIM_RAW 512
+#define CL_MAX_CORIM_TEXT 256
+#define CL_MAX_CORIM_KEY ((size_t)64 << 10)
+
+struct cl_corim_opts {
+	const uint8_t *key; /* signer's public key or certificate (PEM); NULL: unsigned only */
+	size_t key_len;
+	int64_t at; /* time rim-validity is judged at; 0 = now */
+};
+
+/* 1 when p starts like a CoRIM (tag 501 or 18), else 0. */
+int cl_corim_detect(const uint8_t *p, size_t n);
+/*
+ * Parse a CoRIM into reference values (*out: caller frees). A signed CoRIM
+ * needs o->key and must verify under it; with o->key an unsigned one is
+ * refused. Outside its rim-validity at o->at: CL_ERR_EXPIRED.
+ */
+CL_MUST_USE int cl_corim_parse(const uint8_t *p, size_t n, const struct cl_corim_opts *o,
+			       struct cl_refvalues **out);
+/* A JSON reference-value file or a CoRIM, told apart by its first bytes. */
+CL_MUST_USE int cl_refvalues_load_any(const char *path, const struct cl_corim_opts *o,
+				      struct cl_refvalues **out);
+
 /* ---------------------------------------------------------------- policies */
 
 /*

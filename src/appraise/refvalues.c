@@ -174,9 +174,7 @@ out:
 int cl_refvalues_parse(const char *text, size_t len, struct cl_refvalues **out)
 {
 	json_error_t jerr;
-	json_t *in = NULL, *root = NULL, *plat = NULL, *pv = NULL, *cv = NULL, *norm = NULL;
-	const char *pname = NULL, *cname = NULL;
-	struct cl_refvalues *rv = NULL;
+	json_t *in = NULL;
 	int rc = CL_OK;
 
 	*out = NULL;
@@ -184,12 +182,26 @@ int cl_refvalues_parse(const char *text, size_t len, struct cl_refvalues **out)
 		 CL_MAX_REFVALUES_FILE);
 	in = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
 	CL_CHECK(in, CL_ERR_MALFORMED, "reference values: line %d: %s", jerr.line, jerr.text);
+	CL_TRY(cl_refvalues_from_json(in, out));
+out:
+	json_decref(in);
+	return rc;
+}
+
+int cl_refvalues_from_json(const json_t *in, struct cl_refvalues **out)
+{
+	json_t *root = NULL, *plat = NULL, *pv = NULL, *cv = NULL, *norm = NULL;
+	const char *pname = NULL, *cname = NULL;
+	struct cl_refvalues *rv = NULL;
+	int rc = CL_OK;
+
+	*out = NULL;
 	CL_CHECK(json_is_object(in), CL_ERR_MALFORMED, "reference values: expected a JSON object");
 	CL_CHECK(json_object_size(in) <= CL_MAX_RV_PLATFORMS, CL_ERR_MALFORMED,
 		 "reference values: more than %d platforms", CL_MAX_RV_PLATFORMS);
 	root = json_object();
 	CL_CHECK(root, CL_ERR_NOMEM, "out of memory");
-	json_object_foreach(in, pname, pv) {
+	json_object_foreach((json_t *)in, pname, pv) {
 		CL_CHECK(json_is_object(pv), CL_ERR_MALFORMED,
 			 "reference values: platform '%.60s' must map claims to values", pname);
 		CL_CHECK(json_object_size(pv) <= CL_MAX_RV_CLAIMS, CL_ERR_MALFORMED,
@@ -213,7 +225,6 @@ out:
 	json_decref(norm);
 	json_decref(plat);
 	json_decref(root);
-	json_decref(in);
 	return rc;
 }
 

@@ -23,6 +23,9 @@ int verifier_opts_handle(struct verifier_opts *v, int c, const char *arg)
 	case VOPT_ALLOW_DEBUG:
 		v->verify.allow_debug = 1;
 		return 1;
+	case VOPT_CORIM_KEY:
+		v->corim_key_path = arg;
+		return 1;
 	default:
 		return 0;
 	}
@@ -37,8 +40,15 @@ int verifier_opts_load(struct verifier_opts *v)
 	}
 	if (v->policy_path)
 		CL_GUARD(cl_policy_load_file(v->policy_path, &v->policy));
-	if (v->rv_path)
-		CL_GUARD(cl_refvalues_load(v->rv_path, &v->rv));
+	if (v->corim_key_path) {
+		CL_ENSURE_MSG(v->rv_path, CL_ERR_ARG, "--corim-key needs --reference-values");
+		CL_GUARD(cl_read_file(v->corim_key_path, CL_MAX_CORIM_KEY, &v->corim_key));
+	}
+	if (v->rv_path) {
+		struct cl_corim_opts co = { v->corim_key.data, v->corim_key.len, v->verify.at };
+
+		CL_GUARD(cl_refvalues_load_any(v->rv_path, &co, &v->rv));
+	}
 	return CL_OK;
 }
 
@@ -47,5 +57,6 @@ void verifier_opts_free(struct verifier_opts *v)
 	cl_policy_free(v->policy);
 	cl_refvalues_free(v->rv);
 	cl_buf_free(&v->vcek);
+	cl_buf_free(&v->corim_key);
 	memset(v, 0, sizeof(*v));
 }

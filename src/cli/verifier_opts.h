@@ -19,6 +19,7 @@ enum {
 	VOPT_VCEK,
 	VOPT_AT,
 	VOPT_ALLOW_DEBUG,
+	VOPT_CORIM_KEY,
 };
 
 #define VERIFIER_LONGOPTS                                                            \
@@ -27,11 +28,14 @@ enum {
 	{ "collateral", required_argument, NULL, VOPT_COLLATERAL },                    \
 	{ "vcek", required_argument, NULL, VOPT_VCEK },                                \
 	{ "at", required_argument, NULL, VOPT_AT },                                    \
-	{ "allow-debug", no_argument, NULL, VOPT_ALLOW_DEBUG }
+	{ "allow-debug", no_argument, NULL, VOPT_ALLOW_DEBUG },                        \
+	{ "corim-key", required_argument, NULL, VOPT_CORIM_KEY }
 
 #define VERIFIER_OPTS_HELP                                                             \
 	"  --policy FILE       Lua appraisal policy (default: the built-in policy)\n"    \
-	"  --reference-values FILE  accepted measurements and minimum TCBs (JSON)\n"    \
+	"  --reference-values FILE  accepted measurements and minimum TCBs (JSON, or a\n" \
+	"                      CoRIM: unsigned, or COSE-signed with --corim-key)\n"     \
+	"  --corim-key PEM     public key or certificate the CoRIM must be signed by\n" \
 	"  --collateral PATH   DCAP collateral: JSON file or directory of PCS responses\n" \
 	"  --vcek FILE         SNP: VCEK or VLEK certificate (DER or PEM); otherwise the\n" \
 	"                      cache, then the AMD KDS, are used\n"                      \
@@ -43,9 +47,11 @@ struct verifier_opts {
 	const char *policy_path;
 	const char *rv_path;
 	const char *vcek_path;
+	const char *corim_key_path;
 	struct cl_policy *policy; /* NULL: the default policy */
 	struct cl_refvalues *rv;  /* NULL: none given */
 	struct cl_buf vcek;
+	struct cl_buf corim_key;
 };
 
 /* 1: c was a verifier option and is handled; 0: not one; <0: bad value (detail set). */

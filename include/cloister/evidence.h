@@ -23,6 +23,7 @@ enum cl_format {
 	CL_FORMAT_SNP,
 	CL_FORMAT_TDX,
 	CL_FORMAT_SGX,
+	CL_FORMAT_DEVTEE,
 };
 
 /* "snp", "tdx", "sgx"; "auto" for CL_FORMAT_AUTO. */
@@ -68,6 +69,11 @@ struct cl_verify_opts {
 	 * verified certificate chains and collateral (benchmarks, tests).
 	 */
 	int no_cache;
+	/*
+	 * Dev TEE: the development root certificate as NUL-terminated PEM text
+	 * (DIR/root.pem of `cloister devtee`). NULL: dev-TEE evidence is rejected.
+	 */
+	const char *devtee_root;
 };
 
 #define CL_VERIFY_OPTS_INIT { 0 }

@@ -21,7 +21,7 @@ static void usage(FILE *f)
 		"whenever the evidence verified, whatever the token's status; 1 when it did not.\n"
 		"\n"
 		"options:\n"
-		"  --format F          auto (default), snp, tdx or sgx\n"
+		"  --format F          auto (default), snp, tdx, sgx or devtee\n"
 		VERIFIER_OPTS_HELP
 		"  --ear               print an EAR attestation result instead of JSON\n"
 		"  --signing-key FILE  EAR signing key (PEM EC P-256 → ES256, P-384 → ES384)\n"
@@ -232,6 +232,7 @@ int cmd_verify(int argc, char **argv)
 	o.collateral = vo.verify.collateral;
 	o.at = vo.verify.at;
 	o.allow_debug = vo.verify.allow_debug;
+	o.devtee_root = vo.verify.devtee_root;
 	o.certs = certs.data;
 	o.certs_len = certs.len;
 

@@ -13,6 +13,8 @@ struct command {
 static const struct command commands[] = {
 	{ "verify", cmd_verify, "verify hardware evidence (SEV-SNP, TDX, SGX) offline" },
 	{ "ear", cmd_ear, "verify EAR attestation results, publish the signing JWKS" },
+	{ "devtee", cmd_devtee, "run a program in the development TEE, measure it" },
+	{ "agent", cmd_agent, "attester inside a TEE: write this TEE's evidence" },
 	{ "version", cmd_version, "print the version" },
 };
 

@@ -26,6 +26,9 @@ int verifier_opts_handle(struct verifier_opts *v, int c, const char *arg)
 	case VOPT_CORIM_KEY:
 		v->corim_key_path = arg;
 		return 1;
+	case VOPT_DEVTEE_ROOT:
+		v->devtee_root_path = arg;
+		return 1;
 	default:
 		return 0;
 	}
@@ -37,6 +40,10 @@ int verifier_opts_load(struct verifier_opts *v)
 		CL_GUARD(cl_read_file(v->vcek_path, 64 * 1024, &v->vcek));
 		v->verify.vcek = v->vcek.data;
 		v->verify.vcek_len = v->vcek.len;
+	}
+	if (v->devtee_root_path) {
+		CL_GUARD(cl_read_file(v->devtee_root_path, 64 * 1024, &v->devtee_root));
+		v->verify.devtee_root = (const char *)v->devtee_root.data;
 	}
 	if (v->policy_path)
 		CL_GUARD(cl_policy_load_file(v->policy_path, &v->policy));
@@ -58,5 +65,6 @@ void verifier_opts_free(struct verifier_opts *v)
 	cl_refvalues_free(v->rv);
 	cl_buf_free(&v->vcek);
 	cl_buf_free(&v->corim_key);
+	cl_buf_free(&v->devtee_root);
 	memset(v, 0, sizeof(*v));
 }

@@ -20,6 +20,7 @@ enum {
 	VOPT_AT,
 	VOPT_ALLOW_DEBUG,
 	VOPT_CORIM_KEY,
+	VOPT_DEVTEE_ROOT,
 };
 
 #define VERIFIER_LONGOPTS                                                            \
@@ -29,7 +30,8 @@ enum {
 	{ "vcek", required_argument, NULL, VOPT_VCEK },                                \
 	{ "at", required_argument, NULL, VOPT_AT },                                    \
 	{ "allow-debug", no_argument, NULL, VOPT_ALLOW_DEBUG },                        \
-	{ "corim-key", required_argument, NULL, VOPT_CORIM_KEY }
+	{ "corim-key", required_argument, NULL, VOPT_CORIM_KEY },                      \
+	{ "devtee-root", required_argument, NULL, VOPT_DEVTEE_ROOT }
 
 #define VERIFIER_OPTS_HELP                                                             \
 	"  --policy FILE       Lua appraisal policy (default: the built-in policy)\n"    \
@@ -40,7 +42,8 @@ enum {
 	"  --vcek FILE         SNP: VCEK or VLEK certificate (DER or PEM); otherwise the\n" \
 	"                      cache, then the AMD KDS, are used\n"                      \
 	"  --at RFC3339        verify as of this time (default: now)\n"                  \
-	"  --allow-debug       accept debuggable guests and enclaves\n"
+	"  --allow-debug       accept debuggable guests and enclaves\n"                \
+	"  --devtee-root PEM   trust dev-TEE reports signed by this development root\n"
 
 struct verifier_opts {
 	struct cl_verify_opts verify; /* vcek, collateral, at, allow_debug filled in */
@@ -52,6 +55,8 @@ struct verifier_opts {
 	struct cl_refvalues *rv;  /* NULL: none given */
 	struct cl_buf vcek;
 	struct cl_buf corim_key;
+	const char *devtee_root_path;
+	struct cl_buf devtee_root; /* PEM text; verify.devtee_root points into it */
 };
 
 /* 1: c was a verifier option and is handled; 0: not one; <0: bad value (detail set). */

@@ -1,10 +1,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cloister/devtee.h"
 #include "cloister/evidence.h"
 #include "internal.h"
 
-static const char *const format_names[] = { "auto", "snp", "tdx", "sgx" };
+static const char *const format_names[] = { "auto", "snp", "tdx", "sgx", "devtee" };
 
 const char *cl_format_name(enum cl_format f)
 {
@@ -40,6 +41,8 @@ enum cl_format cl_format_detect(const uint8_t *ev, size_t n)
 		if (ver == 5 && att_key == 2 && tee == 0x00000000)
 			return CL_FORMAT_SGX;
 	}
+	if (n >= CL_DEVTEE_MAGIC_LEN && memcmp(ev, CL_DEVTEE_MAGIC, CL_DEVTEE_MAGIC_LEN) == 0)
+		return CL_FORMAT_DEVTEE;
 	/* SNP ATTESTATION_REPORT: fixed 1184 bytes, version 2..5 at offset 0. */
 	r = cl_reader_make(ev, n);
 	if (n == 1184 && cl_read_u32le(&r, &snpver) == CL_OK && snpver >= 2 && snpver <= 5)
@@ -104,6 +107,9 @@ int cl_verify_evidence(const uint8_t *ev, size_t n, const struct cl_verify_opts 
 	case CL_FORMAT_SGX:
 		rc = cl_dcap_verify(ev, n, o, &fmt, &claims);
 		res->format = fmt;
+		break;
+	case CL_FORMAT_DEVTEE:
+		rc = cl_devtee_verify(ev, n, o, &claims);
 		break;
 	case CL_FORMAT_AUTO:
 	default:

@@ -1,0 +1,189 @@
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+#include "cloister/attest.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: cloister agent evidence --report-data HEX [-o FILE] [--json] [--attester KIND]\n"
+		"\n"
+		"The attester inside a TEE.\n"
+		"\n"
+		"evidence: write this TEE's native evidence over REPORT_DATA (the raw report or\n"
+		"quote, which 'cloister verify' accepts as it is). The TEE is detected: the dev\n"
+		"TEE ($CLOISTER_DEVTEE_FD), configfs-tsm, /dev/sev-guest, Gramine's\n"
+		"/dev/attestation. Exit status 0, 1 when no evidence could be had, 2 usage.\n"
+		"\n"
+		"options:\n"
+		"  --report-data HEX  up to 64 bytes, zero-padded to 64 (required)\n"
+		"  -o, --output FILE  write there instead of stdout\n"
+		"  --json             a JSON envelope: {\"format\", \"provider\", \"evidence\",\n"
+		"                     and \"certs\" (configfs-tsm auxblob) or \"eventlog\" (dev TEE),\n"
+		"                     base64}\n"
+		"  --attester KIND    auto (default), devtee, tsm, sev-guest, gramine\n"
+		"  -h, --help         show this help\n");
+}
+
+enum { OPT_REPORT_DATA = 256, OPT_JSON, OPT_ATTESTER };
+
+static const struct option longopts[] = {
+	{ "report-data", required_argument, NULL, OPT_REPORT_DATA },
+	{ "output", required_argument, NULL, 'o' },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "attester", required_argument, NULL, OPT_ATTESTER },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int parse_rd(const char *hex, uint8_t out[64])
+{
+	uint8_t *b = NULL;
+	size_t n = 0;
+
+	if (hex[0] == '0' && (hex[1] == 'x' || hex[1] == 'X'))
+		hex += 2;
+	if (cl_hex_decode(hex, strlen(hex), &b, &n) != CL_OK || n > 64) {
+		free(b);
+		return cl_fail(CL_ERR_ARG, "--report-data needs at most 64 bytes of hex");
+	}
+	memset(out, 0, 64);
+	if (n)
+		memcpy(out, b, n);
+	free(b);
+	return CL_OK;
+}
+
+static char *envelope(const struct cl_attest_evidence *ev)
+{
+	char *e = cl_base64_encode(ev->evidence.data, ev->evidence.len);
+	char *x = ev->aux.len ? cl_base64_encode(ev->aux.data, ev->aux.len) : NULL;
+	json_t *j = NULL;
+	char *text = NULL;
+
+	if (!e || (ev->aux.len && !x))
+		goto out;
+	j = json_pack("{s:s, s:s, s:s}", "format",
+		      ev->format == CL_FORMAT_AUTO ? "unknown" : cl_format_name(ev->format), "provider",
+		      ev->provider, "evidence", e);
+	if (j && x)
+		json_object_set_new(j, ev->format == CL_FORMAT_DEVTEE ? "eventlog" : "certs",
+				    json_string(x));
+	text = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+out:
+	json_decref(j);
+	free(e);
+	free(x);
+	return text;
+}
+
+static int cmd_evidence(int argc, char **argv)
+{
+	struct cl_attest_config cfg = CL_ATTEST_CONFIG_INIT;
+	struct cl_attester *a = NULL;
+	struct cl_attest_evidence ev = { 0 };
+	const char *outp = NULL;
+	uint8_t rd[64];
+	int c = 0, have_rd = 0, json = 0, ok = 0, ret = EXIT_USAGE;
+	char *text = NULL;
+	FILE *f = NULL;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "ho:", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'o':
+			outp = optarg;
+			break;
+		case OPT_REPORT_DATA:
+			if (parse_rd(optarg, rd) != CL_OK)
+				goto usage_err;
+			have_rd = 1;
+			break;
+		case OPT_JSON:
+			json = 1;
+			break;
+		case OPT_ATTESTER:
+			if (cl_attest_kind_parse(optarg, &cfg.kind) != CL_OK)
+				goto usage_err;
+			break;
+		default:
+			fprintf(stderr, "cloister agent evidence: unknown or incomplete option '%s'\n",
+				argv[optind - 1]);
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc || !have_rd) {
+		fprintf(stderr, "cloister agent evidence: --report-data is required; no operands\n");
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (cl_attest_open(&cfg, &a) != CL_OK || cl_attest_evidence(a, rd, &ev) != CL_OK) {
+		fprintf(stderr, "cloister agent evidence: %s\n", cl_error_detail());
+		ret = EXIT_REJECTED;
+		goto out;
+	}
+	if (json) {
+		text = envelope(&ev);
+		if (!text) {
+			fprintf(stderr, "cloister agent evidence: out of memory\n");
+			ret = EXIT_REJECTED;
+			goto out;
+		}
+	}
+	f = outp ? fopen(outp, "wb") : stdout;
+	if (!f) {
+		fprintf(stderr, "cloister agent evidence: cannot create %s\n", outp);
+		goto out;
+	}
+	ok = json ? fprintf(f, "%s\n", text) >= 0
+		  : fwrite(ev.evidence.data, 1, ev.evidence.len, f) == ev.evidence.len;
+	ok = (outp ? fclose(f) == 0 : fflush(f) == 0) && ok;
+	if (!ok) {
+		fprintf(stderr, "cloister agent evidence: cannot write %s\n", outp ? outp : "stdout");
+		goto out;
+	}
+	ret = 0;
+	goto out;
+usage_err:
+	fprintf(stderr, "cloister agent evidence: %s\n", cl_error_detail());
+out:
+	free(text);
+	cl_attest_evidence_free(&ev);
+	cl_attest_close(a);
+	return ret;
+}
+
+static const struct {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+} subs[] = {
+	{ "evidence", cmd_evidence },
+};
+
+int cmd_agent(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
+		if (strcmp(argv[1], subs[i].name) == 0)
+			return subs[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "cloister agent: unknown subcommand '%s'\n", argv[1]);
+	usage(stderr);
+	return EXIT_USAGE;
+}

@@ -24,6 +24,7 @@ enum cl_format {
 	CL_FORMAT_TDX,
 	CL_FORMAT_SGX,
 	CL_FORMAT_DEVTEE,
+	CL_FORMAT_TPM,
 };
 
 /* "snp", "tdx", "sgx"; "auto" for CL_FORMAT_AUTO. */
@@ -74,6 +75,19 @@ struct cl_verify_opts {
 	 * (DIR/root.pem of `cloister devtee`). NULL: dev-TEE evidence is rejected.
 	 */
 	const char *devtee_root;
+	/*
+	 * TPM: the attestation key the caller trusts (PEM or DER
+	 * SubjectPublicKeyInfo, TPM2B_PUBLIC or TPMT_PUBLIC), or roots (PEM) an
+	 * AK certificate in the evidence must chain to. Without either, TPM
+	 * evidence is rejected.
+	 */
+	const uint8_t *tpm_ak;
+	size_t tpm_ak_len;
+	const uint8_t *tpm_ak_roots;
+	size_t tpm_ak_roots_len;
+	/* TPM: demand exactly this quote extraData (qualifying data) when non-NULL. */
+	const uint8_t *tpm_nonce;
+	size_t tpm_nonce_len;
 };
 
 #define CL_VERIFY_OPTS_INIT { 0 }

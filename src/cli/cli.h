@@ -9,6 +9,7 @@ enum { EXIT_VERIFIED = 0, EXIT_REJECTED = 1, EXIT_USAGE = 2 };
 int cmd_verify(int argc, char **argv);
 int cmd_ear(int argc, char **argv);
 int cmd_version(int argc, char **argv);
+int cmd_tpm(int argc, char **argv);
 int cmd_devtee(int argc, char **argv);
 int cmd_agent(int argc, char **argv);
 

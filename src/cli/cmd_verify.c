@@ -21,12 +21,16 @@ static void usage(FILE *f)
 		"whenever the evidence verified, whatever the token's status; 1 when it did not.\n"
 		"\n"
 		"options:\n"
-		"  --format F          auto (default), snp, tdx, sgx or devtee\n"
+		"  --format F          auto (default), snp, tdx, sgx, devtee or tpm\n"
 		VERIFIER_OPTS_HELP
 		"  --ear               print an EAR attestation result instead of JSON\n"
 		"  --signing-key FILE  EAR signing key (PEM EC P-256 → ES256, P-384 → ES384)\n"
 		"  --nonce HEX         freshness nonce to carry as eat_nonce (8..64 bytes)\n"
+		"                      TPM: the quote's extraData must equal the --nonce\n"
 		"  --ttl SECONDS       EAR lifetime (default 300)\n"
+		"  --ak FILE           TPM: the trusted attestation key (PEM/DER SPKI,\n"
+		"                      TPM2B_PUBLIC or TPMT_PUBLIC)\n"
+		"  --ak-roots FILE     TPM: roots (PEM) the evidence's ak_cert must chain to\n"
 		"  --certs FILE        SNP: ASK/ASVK+ARK chain (PEM) to use instead of the pinned\n"
 		"                      intermediates; DCAP: PCK chain when the quote has none\n"
 		"  --report-data HEX   demand this REPORT_DATA (zero-padded to 64 bytes)\n"
@@ -49,6 +53,8 @@ enum {
 	OPT_SIGNING_KEY,
 	OPT_NONCE,
 	OPT_TTL,
+	OPT_AK,
+	OPT_AK_ROOTS,
 };
 
 static const struct option longopts[] = {
@@ -60,6 +66,8 @@ static const struct option longopts[] = {
 	{ "signing-key", required_argument, NULL, OPT_SIGNING_KEY },
 	{ "nonce", required_argument, NULL, OPT_NONCE },
 	{ "ttl", required_argument, NULL, OPT_TTL },
+	{ "ak", required_argument, NULL, OPT_AK },
+	{ "ak-roots", required_argument, NULL, OPT_AK_ROOTS },
 	{ "offline", no_argument, NULL, OPT_OFFLINE },
 	{ "cache-dir", required_argument, NULL, OPT_CACHE_DIR },
 	{ "kds-url", required_argument, NULL, OPT_KDS_URL },
@@ -140,7 +148,8 @@ int cmd_verify(int argc, char **argv)
 	struct verifier_opts vo = { 0 };
 	struct cl_verify_opts o = CL_VERIFY_OPTS_INIT;
 	struct cl_verify_result res = { 0 };
-	struct cl_buf ev = { 0 }, certs = { 0 };
+	struct cl_buf ev = { 0 }, certs = { 0 }, ak = { 0 }, ak_roots = { 0 };
+	const char *ak_path = NULL, *ak_roots_path = NULL;
 	struct cl_ear_key *key = NULL;
 	const char *certs_path = NULL, *key_path = NULL;
 	json_t *out = NULL, *appraisal = NULL;
@@ -187,6 +196,12 @@ int cmd_verify(int argc, char **argv)
 		case OPT_SIGNING_KEY:
 			key_path = optarg;
 			break;
+		case OPT_AK:
+			ak_path = optarg;
+			break;
+		case OPT_AK_ROOTS:
+			ak_roots_path = optarg;
+			break;
 		case OPT_NONCE:
 			free(nonce);
 			nonce = NULL;
@@ -223,6 +238,8 @@ int cmd_verify(int argc, char **argv)
 	}
 	if (cl_read_file(argv[optind], CL_MAX_EVIDENCE, &ev) != CL_OK ||
 	    (certs_path && cl_read_file(certs_path, 256 * 1024, &certs) != CL_OK) ||
+	    (ak_path && cl_read_file(ak_path, 16 * 1024, &ak) != CL_OK) ||
+	    (ak_roots_path && cl_read_file(ak_roots_path, 256 * 1024, &ak_roots) != CL_OK) ||
 	    verifier_opts_load(&vo) != CL_OK || (key_path && cl_ear_key_load(key_path, &key) != CL_OK)) {
 		fprintf(stderr, "cloister verify: %s\n", cl_error_detail());
 		goto out;
@@ -235,6 +252,12 @@ int cmd_verify(int argc, char **argv)
 	o.devtee_root = vo.verify.devtee_root;
 	o.certs = certs.data;
 	o.certs_len = certs.len;
+	o.tpm_ak = ak.data;
+	o.tpm_ak_len = ak.len;
+	o.tpm_ak_roots = ak_roots.data;
+	o.tpm_ak_roots_len = ak_roots.len;
+	o.tpm_nonce = nonce;
+	o.tpm_nonce_len = nonce_len;
 
 	if (cl_verify_evidence(ev.data, ev.len, &o, &res) != CL_OK)
 		cl_log_debug("verification failed: %s", res.reason);
@@ -282,6 +305,8 @@ out:
 	cl_verify_result_free(&res);
 	cl_buf_free(&ev);
 	cl_buf_free(&certs);
+	cl_buf_free(&ak);
+	cl_buf_free(&ak_roots);
 	verifier_opts_free(&vo);
 	cl_policy_thread_release();
 	return ret;

@@ -15,6 +15,8 @@ CL_MUST_USE int cl_dcap_verify(const uint8_t *ev, size_t n, const struct cl_veri
 			       enum cl_format *fmt, json_t **claims);
 CL_MUST_USE int cl_devtee_verify(const uint8_t *ev, size_t n, const struct cl_verify_opts *o,
 				 json_t **claims);
+CL_MUST_USE int cl_tpm_verify(const uint8_t *ev, size_t n, const struct cl_verify_opts *o,
+			      json_t **claims);
 
 /* Helpers shared by the verifiers. */
 /* The common claims every platform has; fields set to defaults. */

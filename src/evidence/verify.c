@@ -3,9 +3,10 @@
 
 #include "cloister/devtee.h"
 #include "cloister/evidence.h"
+#include "cloister/tpm.h"
 #include "internal.h"
 
-static const char *const format_names[] = { "auto", "snp", "tdx", "sgx", "devtee" };
+static const char *const format_names[] = { "auto", "snp", "tdx", "sgx", "devtee", "tpm" };
 
 const char *cl_format_name(enum cl_format f)
 {
@@ -47,6 +48,8 @@ enum cl_format cl_format_detect(const uint8_t *ev, size_t n)
 	r = cl_reader_make(ev, n);
 	if (n == 1184 && cl_read_u32le(&r, &snpver) == CL_OK && snpver >= 2 && snpver <= 5)
 		return CL_FORMAT_SNP;
+	if (cl_tpm_detect(ev, n))
+		return CL_FORMAT_TPM;
 	return CL_FORMAT_AUTO;
 }
 
@@ -110,6 +113,9 @@ int cl_verify_evidence(const uint8_t *ev, size_t n, const struct cl_verify_opts 
 		break;
 	case CL_FORMAT_DEVTEE:
 		rc = cl_devtee_verify(ev, n, o, &claims);
+		break;
+	case CL_FORMAT_TPM:
+		rc = cl_tpm_verify(ev, n, o, &claims);
 		break;
 	case CL_FORMAT_AUTO:
 	default:

@@ -106,7 +106,7 @@ static void push_json(lua_State *L, const json_t *v, int depth)
 	size_t i = 0;
 
 	luaL_checkstack(L, 4, "claims nested too deeply");
-	if (depth > MAX_JSON_DEPTH) {
+	if (!v || depth > MAX_JSON_DEPTH) {
 		lua_pushnil(L);
 		return;
 	}
@@ -695,6 +695,7 @@ int cl_policy_appraise(const struct cl_policy *p, const json_t *claims,
 	e.claims = claims;
 	e.rv = rv;
 	e.platform = json_string_value(json_object_get(claims, "platform"));
+	CL_ENSURE_MSG(e.platform, CL_ERR_ARG, "claims name no platform");
 	e.at = ctx && ctx->at ? ctx->at : (int64_t)time(NULL);
 	out->reasons = json_array();
 	CL_CHECK(out->reasons, CL_ERR_NOMEM, "out of memory");

@@ -176,6 +176,19 @@ static void test_default_policy(void)
 	CHECK_EQ_INT(json_array_size(a.reasons), 0);
 	cl_appraisal_free(&a);
 
+	/* Claims without a platform are refused, not appraised (and never crash). */
+	{
+		json_t *c = snp_claims(TRUSTEE_MEAS, 0, 3);
+
+		json_object_del(c, "platform");
+		CHECK_EQ_INT(appraise(NULL, c, rv, NULL, &a), CL_ERR_ARG);
+		cl_appraisal_free(&a);
+		c = snp_claims(TRUSTEE_MEAS, 0, 3);
+		json_object_set_new(c, "platform", json_integer(7));
+		CHECK_EQ_INT(appraise(NULL, c, rv, NULL, &a), CL_ERR_ARG);
+		cl_appraisal_free(&a);
+	}
+
 	/* Another measurement: contraindicated, with a reason. */
 	CHECK_EQ_INT(appraise(NULL, snp_claims(GOSEV_MEAS, 0, 3), rv, NULL, &a), CL_OK);
 	CHECK_EQ_INT(a.status, CL_TIER_CONTRAINDICATED);

@@ -10,6 +10,8 @@ int cmd_verify(int argc, char **argv);
 int cmd_ear(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_tpm(int argc, char **argv);
+int cmd_kbs(int argc, char **argv);
+int cmd_agent_get_resource(int argc, char **argv);
 int cmd_devtee(int argc, char **argv);
 int cmd_agent(int argc, char **argv);
 

@@ -168,6 +168,7 @@ static const struct {
 	int (*fn)(int argc, char **argv);
 } subs[] = {
 	{ "evidence", cmd_evidence },
+	{ "get-resource", cmd_agent_get_resource },
 };
 
 int cmd_agent(int argc, char **argv)

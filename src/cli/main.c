@@ -15,6 +15,7 @@ static const struct command commands[] = {
 	{ "ear", cmd_ear, "verify EAR attestation results, publish the signing JWKS" },
 	{ "devtee", cmd_devtee, "run a program in the development TEE, measure it" },
 	{ "agent", cmd_agent, "attester inside a TEE: write this TEE's evidence" },
+	{ "kbs", cmd_kbs, "key broker service (Trustee KBS protocol): serve, admin, audit" },
 	{ "tpm", cmd_tpm, "TPM 2.0: event logs, import tpm2_quote output, quote, AK" },
 	{ "version", cmd_version, "print the version" },
 };

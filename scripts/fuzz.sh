@@ -19,6 +19,10 @@ for f in "$@"; do
 			cp -f "$CLOISTER_VECTORS/$rel" "$corpus/seed-$(echo "$rel" | tr '/' '_')"
 		done <"tests/fuzz/seeds/$target"
 	fi
+	# hand-written starting inputs that are not evidence (protocol messages...)
+	if [ -d "tests/fuzz/corpus/$target" ]; then
+		cp -f tests/fuzz/corpus/"$target"/* "$corpus"/ 2>/dev/null || true
+	fi
 	reg=tests/fuzz/regressions/$target
 	if [ -d "$reg" ] && [ -n "$(ls -A "$reg" 2>/dev/null)" ]; then
 		echo "== $name: replaying $(ls "$reg" | wc -l) regression inputs" >&2

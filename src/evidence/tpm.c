@@ -13,6 +13,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 
 #include <openssl/bn.h>
@@ -251,7 +252,65 @@ static int from_tpmt_public(const TPMT_PUBLIC *pub, EVP_PKEY **out, int *restric
 	}
 }
 
+/*
+ * Decoded AKs by SHA-256 of their encoding. OpenSSL 3 spends several times a
+ * signature check decoding a public key, and the same AK signs every quote of
+ * a machine. Only decoding is cached: the key is still checked against the
+ * pin or its certificate, and every signature is verified.
+ */
+#define AK_CACHE_SLOTS 16
+
+static pthread_mutex_t ak_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	uint8_t hash[32];
+	EVP_PKEY *key;
+	int restricted;
+} ak_cache[AK_CACHE_SLOTS];
+static unsigned ak_next;
+
+static int ak_parse_uncached(const uint8_t *p, size_t n, EVP_PKEY **out, int *restricted);
+
 int cl_tpm_ak_parse(const uint8_t *p, size_t n, EVP_PKEY **out, int *restricted)
+{
+	uint8_t hash[32];
+	int r = -1, rc = CL_OK;
+	EVP_PKEY *old = NULL;
+
+	*out = NULL;
+	if (restricted)
+		*restricted = -1;
+	CL_ENSURE_MSG(p && n > 0, CL_ERR_TRUNCATED, "empty AK");
+	CL_ENSURE_MSG(n <= CL_TPM_MAX_AK, CL_ERR_MALFORMED, "AK larger than %d bytes", CL_TPM_MAX_AK);
+	CL_GUARD(cl_digest(CL_SHA256, p, n, hash));
+	pthread_mutex_lock(&ak_lock);
+	for (unsigned i = 0; i < AK_CACHE_SLOTS && !*out; i++)
+		if (ak_cache[i].key && memcmp(ak_cache[i].hash, hash, 32) == 0 &&
+		    EVP_PKEY_up_ref(ak_cache[i].key) == 1) {
+			*out = ak_cache[i].key;
+			r = ak_cache[i].restricted;
+		}
+	pthread_mutex_unlock(&ak_lock);
+	if (!*out) {
+		CL_GUARD(ak_parse_uncached(p, n, out, &r));
+		if (EVP_PKEY_up_ref(*out) == 1) {
+			unsigned slot = 0;
+
+			pthread_mutex_lock(&ak_lock);
+			slot = ak_next++ % AK_CACHE_SLOTS;
+			old = ak_cache[slot].key;
+			memcpy(ak_cache[slot].hash, hash, 32);
+			ak_cache[slot].key = *out;
+			ak_cache[slot].restricted = r;
+			pthread_mutex_unlock(&ak_lock);
+			EVP_PKEY_free(old);
+		}
+	}
+	if (restricted)
+		*restricted = r;
+	return rc;
+}
+
+static int ak_parse_uncached(const uint8_t *p, size_t n, EVP_PKEY **out, int *restricted)
 {
 	TPM2B_PUBLIC pub2b;
 	TPMT_PUBLIC pub;

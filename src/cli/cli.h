@@ -14,5 +14,6 @@ int cmd_kbs(int argc, char **argv);
 int cmd_agent_get_resource(int argc, char **argv);
 int cmd_devtee(int argc, char **argv);
 int cmd_agent(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
 
 #endif

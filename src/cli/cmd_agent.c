@@ -7,11 +7,13 @@
 
 #include "cli.h"
 #include "cloister/attest.h"
+#include "cloister/attest_tpm.h"
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: cloister agent evidence --report-data HEX [-o FILE] [--json] [--attester KIND]\n"
+		"       cloister agent evidence --tpm --report-data HEX [--tcti T] [--pcrs SEL] [-o FILE]\n"
 		"\n"
 		"The attester inside a TEE.\n"
 		"\n"
@@ -27,21 +29,31 @@ static void usage(FILE *f)
 		"                     and \"certs\" (configfs-tsm auxblob) or \"eventlog\" (dev TEE),\n"
 		"                     base64}\n"
 		"  --attester KIND    auto (default), devtee, tsm, sev-guest, gramine\n"
+		"  --tpm              quote the TPM instead, REPORT_DATA as the quote's nonce\n"
+		"                     (extraData, unpadded); prints the TPM evidence envelope\n"
+		"                     (JSON) that 'cloister verify --ak ...' accepts\n"
+		"  --tcti T           TPM to talk to, e.g. device:/dev/tpmrm0 or\n"
+		"                     swtpm:host=127.0.0.1,port=2321 (default $TPM2TOOLS_TCTI)\n"
+		"  --pcrs SEL         PCRs to quote, e.g. sha256:0,1,7\n"
+		"                     (default " CL_ATTEST_TPM_DEFAULT_PCRS ")\n"
 		"  -h, --help         show this help\n");
 }
 
-enum { OPT_REPORT_DATA = 256, OPT_JSON, OPT_ATTESTER };
+enum { OPT_REPORT_DATA = 256, OPT_JSON, OPT_ATTESTER, OPT_TPM, OPT_TCTI, OPT_PCRS };
 
 static const struct option longopts[] = {
 	{ "report-data", required_argument, NULL, OPT_REPORT_DATA },
 	{ "output", required_argument, NULL, 'o' },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "attester", required_argument, NULL, OPT_ATTESTER },
+	{ "tpm", no_argument, NULL, OPT_TPM },
+	{ "tcti", required_argument, NULL, OPT_TCTI },
+	{ "pcrs", required_argument, NULL, OPT_PCRS },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
 
-static int parse_rd(const char *hex, uint8_t out[64])
+static int parse_rd(const char *hex, uint8_t out[64], size_t *len)
 {
 	uint8_t *b = NULL;
 	size_t n = 0;
@@ -55,6 +67,7 @@ static int parse_rd(const char *hex, uint8_t out[64])
 	memset(out, 0, 64);
 	if (n)
 		memcpy(out, b, n);
+	*len = n;
 	free(b);
 	return CL_OK;
 }
@@ -87,9 +100,11 @@ static int cmd_evidence(int argc, char **argv)
 	struct cl_attest_config cfg = CL_ATTEST_CONFIG_INIT;
 	struct cl_attester *a = NULL;
 	struct cl_attest_evidence ev = { 0 };
-	const char *outp = NULL;
+	const char *outp = NULL, *tcti = NULL, *pcrs = NULL;
 	uint8_t rd[64];
-	int c = 0, have_rd = 0, json = 0, ok = 0, ret = EXIT_USAGE;
+	size_t rd_len = 0;
+	int c = 0, have_rd = 0, json = 0, ok = 0, tpm = 0, attester = 0, ret = EXIT_USAGE;
+	json_t *tpm_ev = NULL;
 	char *text = NULL;
 	FILE *f = NULL;
 
@@ -104,7 +119,7 @@ static int cmd_evidence(int argc, char **argv)
 			outp = optarg;
 			break;
 		case OPT_REPORT_DATA:
-			if (parse_rd(optarg, rd) != CL_OK)
+			if (parse_rd(optarg, rd, &rd_len) != CL_OK)
 				goto usage_err;
 			have_rd = 1;
 			break;
@@ -114,6 +129,16 @@ static int cmd_evidence(int argc, char **argv)
 		case OPT_ATTESTER:
 			if (cl_attest_kind_parse(optarg, &cfg.kind) != CL_OK)
 				goto usage_err;
+			attester = 1;
+			break;
+		case OPT_TPM:
+			tpm = 1;
+			break;
+		case OPT_TCTI:
+			tcti = optarg;
+			break;
+		case OPT_PCRS:
+			pcrs = optarg;
 			break;
 		default:
 			fprintf(stderr, "cloister agent evidence: unknown or incomplete option '%s'\n",
@@ -127,12 +152,32 @@ static int cmd_evidence(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (cl_attest_open(&cfg, &a) != CL_OK || cl_attest_evidence(a, rd, &ev) != CL_OK) {
+	if (tpm ? attester : (tcti || pcrs)) {
+		fprintf(stderr, "cloister agent evidence: --tcti and --pcrs go with --tpm, "
+				"--attester without it\n");
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (tpm) {
+		/* The TPM's evidence is its JSON envelope; --json changes nothing. */
+		if (cl_attest_tpm_quote(tcti, rd, rd_len, pcrs, &tpm_ev) != CL_OK) {
+			fprintf(stderr, "cloister agent evidence: %s\n", cl_error_detail());
+			ret = EXIT_REJECTED;
+			goto out;
+		}
+		text = json_dumps(tpm_ev, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		json = 1;
+		if (!text) {
+			fprintf(stderr, "cloister agent evidence: out of memory\n");
+			ret = EXIT_REJECTED;
+			goto out;
+		}
+	} else if (cl_attest_open(&cfg, &a) != CL_OK || cl_attest_evidence(a, rd, &ev) != CL_OK) {
 		fprintf(stderr, "cloister agent evidence: %s\n", cl_error_detail());
 		ret = EXIT_REJECTED;
 		goto out;
 	}
-	if (json) {
+	if (json && !tpm) {
 		text = envelope(&ev);
 		if (!text) {
 			fprintf(stderr, "cloister agent evidence: out of memory\n");
@@ -157,6 +202,7 @@ static int cmd_evidence(int argc, char **argv)
 usage_err:
 	fprintf(stderr, "cloister agent evidence: %s\n", cl_error_detail());
 out:
+	json_decref(tpm_ev);
 	free(text);
 	cl_attest_evidence_free(&ev);
 	cl_attest_close(a);

@@ -17,6 +17,7 @@ static const struct command commands[] = {
 	{ "agent", cmd_agent, "attester inside a TEE: write this TEE's evidence" },
 	{ "kbs", cmd_kbs, "key broker service (Trustee KBS protocol): serve, admin, audit" },
 	{ "tpm", cmd_tpm, "TPM 2.0: event logs, import tpm2_quote output, quote, AK" },
+	{ "demo", cmd_demo, "the whole flow on this machine: KBS, dev TEE, secret released or refused" },
 	{ "version", cmd_version, "print the version" },
 };
 

@@ -92,6 +92,15 @@ EOF
 expect_exit 1 verify --ak "$TMP/ak.pem" "$TMP/badpcr.json"
 grep -q "PCR digest" "$OUT" || fail "wrong PCR: reason names the PCR digest"
 
+# ---- the agent's TPM evidence: report data becomes the quote's nonce
+expect_exit 0 "$CLOISTER" agent evidence --tpm --tcti "$TCTI" --report-data "$N" --pcrs sha256:0,16
+cp "$OUT" "$TMP/agent.json"
+expect_exit 0 verify --ak "$TMP/ak.pem" --nonce "$N" --report-data "$N" "$TMP/agent.json"
+expect_json claims.nonce "$N"
+expect_exit 1 verify --ak "$TMP/ak.pem" --report-data "${N%??}ef" "$TMP/agent.json"
+expect_exit 2 "$CLOISTER" agent evidence --tcti "$TCTI" --report-data "$N"
+expect_exit 2 "$CLOISTER" agent evidence --tpm --attester devtee --report-data "$N"
+
 # PCR 16 extended after the quote: the current values do not match it.
 tpm2_pcrextend 16:sha256=$(printf '%064d' 7) 2>"$ERR" || fail "tpm2_pcrextend"
 expect_exit 0 "$CLOISTER" tpm quote --nonce "$N" --pcrs sha256:16

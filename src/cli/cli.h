@@ -14,6 +14,8 @@ int cmd_kbs(int argc, char **argv);
 int cmd_agent_get_resource(int argc, char **argv);
 int cmd_devtee(int argc, char **argv);
 int cmd_agent(int argc, char **argv);
+int cmd_ratls_serve(int argc, char **argv);
+int cmd_ratls_connect(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 
 #endif

@@ -15,6 +15,8 @@ static const struct command commands[] = {
 	{ "ear", cmd_ear, "verify EAR attestation results, publish the signing JWKS" },
 	{ "devtee", cmd_devtee, "run a program in the development TEE, measure it" },
 	{ "agent", cmd_agent, "attester inside a TEE: write this TEE's evidence" },
+	{ "serve", cmd_ratls_serve, "in a TEE: attested TLS in front of a local upstream" },
+	{ "connect", cmd_ratls_connect, "forward local connections to a verified attested TLS server" },
 	{ "kbs", cmd_kbs, "key broker service (Trustee KBS protocol): serve, admin, audit" },
 	{ "tpm", cmd_tpm, "TPM 2.0: event logs, import tpm2_quote output, quote, AK" },
 	{ "demo", cmd_demo, "the whole flow on this machine: KBS, dev TEE, secret released or refused" },

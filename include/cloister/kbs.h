@@ -150,6 +150,25 @@ CL_MUST_USE int cl_kbs_store_session_consume(struct cl_kbs_store *s,
 CL_MUST_USE int cl_kbs_store_session_set_token(struct cl_kbs_store *s,
                                                const char *id,
                                                const char *token);
+/*
+ * The session's nonce and tee without spending it: CL_OK, or the errors of
+ * cl_kbs_store_session_consume. Lets an attest check its request before the
+ * one write that spends the nonce.
+ */
+CL_MUST_USE int cl_kbs_store_session_peek(struct cl_kbs_store *s,
+                                          const char *id, int64_t now,
+                                          uint8_t nonce[CL_KBS_NONCE_LEN],
+                                          char tee[16]);
+/*
+ * A successful attest, in one transaction: spend the nonce of an unspent,
+ * unexpired session, store its token and add the audit entry. CL_ERR_MISMATCH
+ * (and nothing written) when the nonce was spent meanwhile or has expired.
+ */
+struct cl_kbs_audit;
+CL_MUST_USE int cl_kbs_store_session_attested(struct cl_kbs_store *s,
+                                              const char *id, int64_t now,
+                                              const char *token,
+                                              const struct cl_kbs_audit *a);
 /* The EAR of an attested, unexpired session (*token malloc'd), or
  * CL_ERR_NOT_FOUND. */
 CL_MUST_USE int cl_kbs_store_session_token(struct cl_kbs_store *s,

@@ -6,7 +6,9 @@
  * refused, so dev-TEE evidence can never pass where a real TEE is expected
  * by accident.
  */
+#include <pthread.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -198,14 +200,110 @@ out:
 	return rc;
 }
 
+/*
+ * The checked root, by SHA-256 of the caller's PEM text. A KBS verifies every
+ * report against the same root, and decoding it, re-checking it and
+ * re-encoding its key (OpenSSL 3's encoders) cost as much as the report
+ * signature itself. Only what follows from the certificate's bytes is kept:
+ * its validity period is checked against o->at on every call, and
+ * cl_cache_bypass() skips the cache altogether.
+ */
+#define ROOT_CACHE_SLOTS 4
+
+struct root_info {
+	X509 *root;
+	uint8_t fpr[32];
+	uint8_t signer_id[CL_DEVTEE_HASH_LEN];
+};
+
+static pthread_mutex_t root_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	uint8_t key[32];
+	struct root_info ri;
+} root_cache[ROOT_CACHE_SLOTS];
+static unsigned root_next;
+
+static void root_info_clear(struct root_info *ri)
+{
+	X509_free(ri->root);
+	memset(ri, 0, sizeof(*ri));
+}
+
+static int root_info_make(const struct cl_verify_opts *o, struct root_info *ri)
+{
+	unsigned char *der = NULL;
+	int derlen = 0, rc = CL_OK;
+
+	CL_TRY(root_check(o, &ri->root));
+	derlen = i2d_X509(ri->root, &der);
+	CL_CHECK(derlen > 0, CL_ERR_CRYPTO, "cannot encode the development root");
+	CL_TRY(cl_digest(CL_SHA256, der, (size_t)derlen, ri->fpr));
+	CL_TRY(cl_devtee_signer_id(X509_get0_pubkey(ri->root), ri->signer_id));
+out:
+	OPENSSL_free(der);
+	return rc;
+}
+
+/* A valid time for a root that passed root_check() at some other time. */
+static int root_time_ok(X509 *root, int64_t at)
+{
+	time_t t = at ? (time_t)at : time(NULL);
+
+	CL_ENSURE_MSG(X509_cmp_time(X509_get0_notBefore(root), &t) < 0 &&
+			      X509_cmp_time(X509_get0_notAfter(root), &t) > 0,
+		      CL_ERR_CHAIN, "the development root is not valid at this time");
+	return CL_OK;
+}
+
+static int root_get(const struct cl_verify_opts *o, struct root_info *out)
+{
+	uint8_t key[32];
+	int hit = 0;
+
+	memset(out, 0, sizeof(*out));
+	CL_ENSURE_MSG(o->devtee_root && o->devtee_root[0], CL_ERR_POLICY,
+		      "dev-TEE evidence is accepted only with an explicitly trusted development "
+		      "root (--devtee-root)");
+	if (cl_cache_bypassed())
+		return root_info_make(o, out);
+	CL_GUARD(cl_digest(CL_SHA256, o->devtee_root, strlen(o->devtee_root), key));
+	pthread_mutex_lock(&root_lock);
+	for (unsigned i = 0; i < ROOT_CACHE_SLOTS && !hit; i++) {
+		if (root_cache[i].ri.root && memcmp(root_cache[i].key, key, 32) == 0 &&
+		    X509_up_ref(root_cache[i].ri.root) == 1) {
+			*out = root_cache[i].ri;
+			hit = 1;
+		}
+	}
+	pthread_mutex_unlock(&root_lock);
+	if (hit) {
+		int rc = root_time_ok(out->root, o->at);
+
+		if (rc != CL_OK)
+			root_info_clear(out);
+		return rc;
+	}
+	CL_GUARD(root_info_make(o, out));
+	if (X509_up_ref(out->root) == 1) {
+		struct root_info old = { 0 };
+		unsigned slot = 0;
+
+		pthread_mutex_lock(&root_lock);
+		slot = root_next++ % ROOT_CACHE_SLOTS;
+		old = root_cache[slot].ri;
+		memcpy(root_cache[slot].key, key, 32);
+		root_cache[slot].ri = *out;
+		pthread_mutex_unlock(&root_lock);
+		root_info_clear(&old);
+	}
+	return CL_OK;
+}
+
 int cl_devtee_verify(const uint8_t *ev, size_t n, const struct cl_verify_opts *o, json_t **claims)
 {
 	struct cl_devtee_report r;
-	X509 *root = NULL;
-	EVP_PKEY *key = NULL;
-	uint8_t id[CL_DEVTEE_HASH_LEN], fpr[32];
-	unsigned char *der = NULL;
-	int derlen = 0, rc = CL_OK;
+	struct root_info ri = { 0 };
+	int rc = CL_OK;
 	json_t *c = NULL;
 
 	CL_TRY(cl_devtee_report_parse(ev, n, &r));
@@ -217,22 +315,16 @@ int cl_devtee_verify(const uint8_t *ev, size_t n, const struct cl_verify_opts *o
 	CL_CHECK(json_object_set_new(c, "tcb_status", json_string("UpToDate")) == 0, CL_ERR_NOMEM,
 		 "out of memory");
 
-	CL_TRY(root_check(o, &root));
-	key = X509_get0_pubkey(root);
-	derlen = i2d_X509(root, &der);
-	CL_CHECK(derlen > 0, CL_ERR_CRYPTO, "cannot encode the development root");
-	CL_TRY(cl_digest(CL_SHA256, der, (size_t)derlen, fpr));
-	CL_TRY(cl_claims_set_hex(c, "devtee_root", fpr, sizeof(fpr)));
-	CL_TRY(cl_devtee_signer_id(key, id));
-	CL_CHECK(memcmp(id, r.signer_id, sizeof(id)) == 0, CL_ERR_CHAIN,
+	CL_TRY(root_get(o, &ri));
+	CL_TRY(cl_claims_set_hex(c, "devtee_root", ri.fpr, sizeof(ri.fpr)));
+	CL_CHECK(memcmp(ri.signer_id, r.signer_id, sizeof(ri.signer_id)) == 0, CL_ERR_CHAIN,
 		 "the dev-TEE report was signed by a different development root");
-	CL_TRY(cl_ecdsa_verify_raw(key, CL_SHA384, ev, CL_DEVTEE_SIGNED_LEN, r.sig_r, r.sig_s,
-				   CL_DEVTEE_HASH_LEN));
+	CL_TRY(cl_ecdsa_verify_raw(X509_get0_pubkey(ri.root), CL_SHA384, ev, CL_DEVTEE_SIGNED_LEN,
+				   r.sig_r, r.sig_s, CL_DEVTEE_HASH_LEN));
 	CL_CHECK(!(r.flags & CL_DEVTEE_FLAG_DEBUG) || o->allow_debug, CL_ERR_POLICY,
 		 "the dev-TEE workload was launched with --debug");
 	CL_TRY(cl_check_report_data(o, r.report_data));
 out:
-	OPENSSL_free(der);
-	X509_free(root);
+	root_info_clear(&ri);
 	return rc;
 }

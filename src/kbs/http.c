@@ -28,7 +28,8 @@
 
 #include "internal.h"
 
-#define MAX_THREADS 16
+#define MAX_THREADS 32
+#define THREADS_PER_CPU 4
 #define RL_SLOTS 4096
 #define GC_INTERVAL_S 60
 #define SHUTDOWN_GRACE_MS 1500
@@ -313,8 +314,11 @@ int cl_kbs_serve(const struct cl_kbs_config *cfg_in) {
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
   memset(ws, 0, sizeof(ws));
+  /* Workers block while the store commits (an fsync with SQLite, a round
+   * trip with PostgreSQL), and concurrent commits share one fsync (see
+   * store_sqlite.c), so more workers than cores keep the cores busy. */
   if (cfg.threads <= 0)
-    cfg.threads = ncpu > 0 ? (int)(ncpu < MAX_THREADS ? ncpu : MAX_THREADS) : 2;
+    cfg.threads = ncpu > 0 ? (int)(THREADS_PER_CPU * ncpu) : 8;
   if (cfg.threads > MAX_THREADS)
     cfg.threads = MAX_THREADS;
   n = cfg.threads;

@@ -23,6 +23,19 @@ struct sq_val {
 /* Called per result row; a negative return stops and is returned by exec. */
 typedef int (*sq_row_fn)(void *ctx, int ncols, const struct sq_val *cols);
 
+/* One statement of an atomic unit (sq_backend.unit). */
+struct sq_stmt {
+  const char *sql;
+  const struct sq_val *p;
+  int np;
+  sq_row_fn fn;
+  void *ctx;
+  int64_t *changes;
+  /* Fail the unit with CL_ERR_MISMATCH, rolled back, unless exactly one row
+   * changed. */
+  int one_row;
+};
+
 struct sq_backend {
   const char *kind;
   /*
@@ -33,6 +46,11 @@ struct sq_backend {
               sq_row_fn fn, void *ctx, int64_t *changes);
   /* Run a script (no parameters, no rows). */
   int (*script)(void *db, const char *sql);
+  /*
+   * Run statements as one transaction, all or nothing; NULL where the
+   * backend has no better way than BEGIN ... COMMIT around exec.
+   */
+  int (*unit)(void *db, const struct sq_stmt *s, int n);
   void (*close)(void *db);
   /* SQL that starts a transaction holding the migration lock. */
   const char *begin_migration;

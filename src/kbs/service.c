@@ -309,7 +309,8 @@ static int do_attest(struct cl_kbs *k, struct cl_kbs_store *st,
   char id[CL_KBS_SESSION_ID_LEN + 8], tee[16] = "", detail[640];
   size_t sl = 0;
   json_t *rdc = NULL, *tok = NULL;
-  int ti = N_TEES - 1, rc = CL_OK, c = 0;
+  char *dg = NULL;
+  int ti = N_TEES - 1, rc = CL_OK, c = 0, spend = 0;
 
   if (cookie_get(rq->cookie, "kbs-session-id", id, sizeof(id)) != CL_OK ||
       !session_id_ok(id))
@@ -319,8 +320,14 @@ static int do_attest(struct cl_kbs *k, struct cl_kbs_store *st,
     rc = problem(r, 400, "SerdeError", cl_error_detail());
     goto out;
   }
-  /* Spend the nonce before any expensive work: one attempt per challenge. */
-  c = cl_kbs_store_session_consume(st, id, now_s(), nonce, tee);
+  /*
+   * Read the challenge without spending it: the write that spends it also
+   * stores the token (cl_kbs_store_session_attested), one commit instead of
+   * two. Whatever else the outcome, the nonce is spent on the way out, so
+   * each challenge still gets one attempt; concurrent attempts on one
+   * session may both be checked, but at most one gets a token.
+   */
+  c = cl_kbs_store_session_peek(st, id, now_s(), nonce, tee);
   if (c == CL_ERR_IO) {
     rc = problem(r, 503, "StorageError", "the session store is unavailable");
     goto out;
@@ -330,6 +337,7 @@ static int do_attest(struct cl_kbs *k, struct cl_kbs_store *st,
     goto out;
   }
   ti = tee_index(tee);
+  spend = 1;
   if (cl_base64_decode(x.att.nonce, strlen(x.att.nonce), &sent, &sl) != CL_OK ||
       sl != sizeof(nonce) || !cl_ct_equal(sent, nonce, sizeof(nonce))) {
     rc = attest_fail(k, r, ti,
@@ -401,20 +409,43 @@ static int do_attest(struct cl_kbs *k, struct cl_kbs_store *st,
   eo.nonce_len = sizeof(nonce);
   eo.ttl = k->cfg.token_ttl;
   CL_TRY(cl_ear_sign(k->cfg.token_key, &sub, 1, &eo, &x.jwt));
-  if (cl_kbs_store_session_set_token(st, id, x.jwt) != CL_OK) {
-    rc = problem(r, 503, "StorageError", "the session store is unavailable");
-    goto out;
+  dg = claims_digest(x.claims);
+  CL_CHECK(dg, CL_ERR_NOMEM, "out of memory");
+  {
+    struct cl_kbs_audit a = {now_s(),         "attest", tee, cl_tier_name(x.ap.status),
+                             x.ap.policy_id, dg,       NULL};
+
+    /* The token and its audit record commit together. */
+    c = cl_kbs_store_session_attested(st, id, now_s(), x.jwt, &a);
+    if (c == CL_ERR_MISMATCH) {
+      rc = attest_fail(k, r, ti, cl_error_detail());
+      goto out;
+    }
+    if (c != CL_OK) {
+      cl_log_error("kbs: cannot record the attestation: %s", cl_error_detail());
+      rc = problem(r, 503, "StorageError", "the session store is unavailable");
+      goto out;
+    }
+    spend = 0;
   }
-  audit(st, "attest", tee, cl_tier_name(x.ap.status), x.ap.policy_id, x.claims,
-        NULL);
   atomic_fetch_add(&k->attest[ti][1], 1);
   tok = json_pack("{s:s}", "token", x.jwt);
   CL_CHECK(tok, CL_ERR_NOMEM, "out of memory");
   rc = reply_json(r, 200, tok);
 out:
+  if (spend) {
+    uint8_t n2[CL_KBS_NONCE_LEN];
+    char t2[16];
+
+    /* Already spent (a concurrent attempt) is as good as spent here. */
+    if (cl_kbs_store_session_consume(st, id, now_s(), n2, t2) == CL_ERR_IO)
+      cl_log_error("kbs: cannot spend a session nonce: %s", cl_error_detail());
+    cl_zeroize(n2, sizeof(n2));
+  }
   if (rc < 0 && !r->body)
     rc = problem(r, 500, "InternalError", "internal error");
   free(sent);
+  free(dg);
   json_decref(rdc);
   json_decref(tok);
   attest_ctx_free(&x);

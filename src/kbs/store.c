@@ -7,6 +7,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -174,6 +175,17 @@ static int row_state(void *ctx, int n, const struct sq_val *c) {
   return CL_OK;
 }
 
+static int row_peek(void *ctx, int n, const struct sq_val *c) {
+  struct consume_ctx *x = ctx;
+
+  CL_ENSURE_MSG(n >= 4 && c[2].type == SQ_INT && c[3].type == SQ_INT,
+                CL_ERR_MALFORMED, "store: bad session row");
+  CL_GUARD(row_consume(ctx, 2, c));
+  x->expires = c[2].i;
+  x->state = c[3].i;
+  return CL_OK;
+}
+
 int cl_kbs_store_session_consume(struct cl_kbs_store *s, const char *id,
                                  int64_t now, uint8_t nonce[CL_KBS_NONCE_LEN],
                                  char tee[16]) {
@@ -204,6 +216,87 @@ int cl_kbs_store_session_set_token(struct cl_kbs_store *s, const char *id,
   return s->be->exec(s->db,
                      "UPDATE sessions SET token = ?2, state = 2 WHERE id = ?1",
                      p, 2, NULL, NULL, NULL);
+}
+
+/* Statements as one transaction, all or nothing. */
+static int store_unit(struct cl_kbs_store *s, const struct sq_stmt *q, int n) {
+  int rc = CL_OK;
+
+  if (s->be->unit)
+    return s->be->unit(s->db, q, n);
+  CL_GUARD(s->be->script(s->db, "BEGIN"));
+  for (int i = 0; i < n; i++) {
+    int64_t ch = 0;
+
+    CL_TRY(s->be->exec(s->db, q[i].sql, q[i].p, q[i].np, q[i].fn, q[i].ctx,
+                       &ch));
+    if (q[i].changes)
+      *q[i].changes = ch;
+    CL_CHECK(!q[i].one_row || ch == 1, CL_ERR_MISMATCH,
+             "the row to update is gone or has changed");
+  }
+  CL_TRY(s->be->script(s->db, "COMMIT"));
+  return CL_OK;
+out:
+  (void)s->be->script(s->db, "ROLLBACK");
+  return rc;
+}
+
+static struct sq_val opt_text(const char *t) {
+  struct sq_val v = {0};
+
+  if (t)
+    v = SQ_T(t);
+  return v;
+}
+
+#define AUDIT_INSERT                                                           \
+  "INSERT INTO audit (time, event, path, decision, policy_id, claims_digest,"  \
+  " detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+#define AUDIT_PARAMS(a)                                                        \
+  {SQ_I((a)->time ? (a)->time : (int64_t)time(NULL)),                          \
+   SQ_T((a)->event ? (a)->event : "event"),                                    \
+   opt_text((a)->path),                                                        \
+   opt_text((a)->decision),                                                    \
+   opt_text((a)->policy_id),                                                   \
+   opt_text((a)->claims_digest),                                               \
+   opt_text((a)->detail)}
+
+int cl_kbs_store_session_attested(struct cl_kbs_store *s, const char *id,
+                                  int64_t now, const char *token,
+                                  const struct cl_kbs_audit *a) {
+  struct sq_val p[] = {SQ_T(id), SQ_T(token), SQ_I(now)},
+                ap[] = AUDIT_PARAMS(a);
+  /* The nonce is spent here, atomically with the token: of concurrent attests
+   * on one session at most one can succeed, and its audit entry commits with
+   * it. */
+  struct sq_stmt q[] = {
+      {"UPDATE sessions SET token = ?2, state = 2 WHERE id = ?1 AND state = 0"
+       " AND expires > ?3",
+       p, 3, NULL, NULL, NULL, 1},
+      {AUDIT_INSERT, ap, 7, NULL, NULL, NULL, 0}};
+  int rc = store_unit(s, q, 2);
+
+  if (rc == CL_ERR_MISMATCH)
+    return cl_fail(rc, "the session's nonce has already been used or expired");
+  return rc;
+}
+
+int cl_kbs_store_session_peek(struct cl_kbs_store *s, const char *id,
+                              int64_t now, uint8_t nonce[CL_KBS_NONCE_LEN],
+                              char tee[16]) {
+  struct consume_ctx x = {nonce, tee, 0, 0, 0};
+  struct sq_val p[] = {SQ_T(id)};
+
+  CL_GUARD(s->be->exec(s->db,
+                       "SELECT nonce, tee, expires, state FROM sessions"
+                       " WHERE id = ?1",
+                       p, 1, row_peek, &x, NULL));
+  CL_ENSURE_MSG(x.found, CL_ERR_NOT_FOUND, "unknown session");
+  CL_ENSURE_MSG(x.expires > now, CL_ERR_EXPIRED, "session has expired");
+  CL_ENSURE_MSG(x.state == 0, CL_ERR_MISMATCH,
+                "the session's nonce has already been used");
+  return CL_OK;
 }
 
 static int row_text(void *ctx, int n, const struct sq_val *c) {
@@ -312,29 +405,11 @@ int cl_kbs_store_policy_get(struct cl_kbs_store *s, const char *kind,
 
 /* ----------------------------------------------------------------- audit */
 
-static struct sq_val opt_text(const char *t) {
-  struct sq_val v = {0};
-
-  if (t)
-    v = SQ_T(t);
-  return v;
-}
-
 int cl_kbs_store_audit_add(struct cl_kbs_store *s,
                            const struct cl_kbs_audit *a) {
-  struct sq_val p[] = {SQ_I(a->time ? a->time : (int64_t)time(NULL)),
-                       SQ_T(a->event ? a->event : "event"),
-                       opt_text(a->path),
-                       opt_text(a->decision),
-                       opt_text(a->policy_id),
-                       opt_text(a->claims_digest),
-                       opt_text(a->detail)};
+  struct sq_val p[] = AUDIT_PARAMS(a);
 
-  return s->be->exec(s->db,
-                     "INSERT INTO audit (time, event, path, decision, "
-                     "policy_id, claims_digest, detail)"
-                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                     p, 7, NULL, NULL, NULL);
+  return s->be->exec(s->db, AUDIT_INSERT, p, 7, NULL, NULL, NULL);
 }
 
 static int row_audit(void *ctx, int n, const struct sq_val *c) {

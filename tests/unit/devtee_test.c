@@ -116,6 +116,31 @@ static void test_report(void)
 	rd[63] ^= 1;
 	CHECK_EQ_INT(verify(rep, sizeof(rep), pa, 0, rd), CL_ERR_MISMATCH);
 
+	/* The checked root is cached, but its validity period is still checked
+	 * against the verification time on every call, cached or not. */
+	for (int bypass = 0; bypass < 2; bypass++) {
+		struct cl_verify_opts o = CL_VERIFY_OPTS_INIT;
+		struct cl_verify_result res = { 0 };
+
+		cl_cache_bypass(bypass);
+		o.format = CL_FORMAT_DEVTEE;
+		o.devtee_root = pa;
+		CHECK_EQ_INT(cl_verify_evidence(rep, sizeof(rep), &o, &res), CL_OK);
+		cl_verify_result_free(&res);
+		o.at = 7258118400; /* 2200-01-01, after the root expires */
+		CHECK(cl_verify_evidence(rep, sizeof(rep), &o, &res) != CL_OK);
+		cl_verify_result_free(&res);
+		o.at = 86400; /* 1970, before it was made */
+		CHECK(cl_verify_evidence(rep, sizeof(rep), &o, &res) != CL_OK);
+		cl_verify_result_free(&res);
+		/* A root cached first does not vouch for another root's reports. */
+		o.at = 0;
+		o.devtee_root = pb;
+		CHECK(cl_verify_evidence(rep, sizeof(rep), &o, &res) != CL_OK);
+		cl_verify_result_free(&res);
+		cl_cache_bypass(0);
+	}
+
 	/* Every byte counts: each single-bit flip anywhere is rejected. */
 	for (size_t i = 0; i < sizeof(rep); i++) {
 		memcpy(bad, rep, sizeof(rep));

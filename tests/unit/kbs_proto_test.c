@@ -246,6 +246,32 @@ static void test_jwe(void) {
   /* the wrong private key cannot unwrap */
   CHECK(cl_kbs_jwe_decrypt(other, jwe, &pt, &n) != CL_OK);
   json_decref(jwe);
+  jwe = NULL;
+  /* an empty secret encrypts to an empty ciphertext with a full tag (libjose,
+   * the decrypting side here, refuses to return empty plaintexts) */
+  CHECK_EQ_INT(cl_kbs_jwe_encrypt(pub, (const uint8_t *)"", 0, &jwe), CL_OK);
+  CHECK_STR(json_string_value(json_object_get(jwe, "ciphertext")), "");
+  CHECK_EQ_INT((int)json_string_length(json_object_get(jwe, "tag")), 22);
+  json_decref(jwe);
+  jwe = NULL;
+  /* a point off the curve, or coordinates of the wrong size, get nothing */
+  {
+    json_t *bad = json_deep_copy(pub);
+    char *x = strdup(json_string_value(json_object_get(pub, "x")));
+
+    x[5] = x[5] == 'A' ? 'B' : 'A';
+    json_object_set_new(bad, "x", json_string(x));
+    CHECK(cl_kbs_jwe_encrypt(bad, (const uint8_t *)"x", 1, &jwe) != CL_OK);
+    CHECK(jwe == NULL);
+    x[strlen(x) - 2] = 0;
+    json_object_set_new(bad, "x", json_string(x));
+    CHECK_EQ_INT(cl_kbs_jwe_encrypt(bad, (const uint8_t *)"x", 1, &jwe),
+                 CL_ERR_MALFORMED);
+    json_object_set_new(bad, "x", json_integer(1));
+    CHECK(cl_kbs_jwe_encrypt(bad, (const uint8_t *)"x", 1, &jwe) != CL_OK);
+    free(x);
+    json_decref(bad);
+  }
   json_decref(pub);
   json_decref(k);
   json_decref(other);

@@ -35,6 +35,45 @@ static void *race(void *arg) {
   return NULL;
 }
 
+/* Attest on one session from its own connection; won when it got the token. */
+static void *race_attested(void *arg) {
+  struct racer *r = arg;
+  struct cl_kbs_store *s = NULL;
+  struct cl_kbs_audit a = {0, "attest-race", r->id, "affirming", "p", NULL,
+                           NULL};
+
+  if (cl_kbs_store_open(r->url, &s) == CL_OK) {
+    r->won = cl_kbs_store_session_attested(s, r->id, (int64_t)time(NULL),
+                                           "tok.en.x", &a) == CL_OK;
+    cl_kbs_store_close(s);
+  }
+  return NULL;
+}
+
+/* Many writes from one connection while others write too (group commit). */
+static void *bulk_audit(void *arg) {
+  struct racer *r = arg;
+  struct cl_kbs_store *s = NULL;
+  struct cl_kbs_audit a = {0, "bulk", r->id, "allow", NULL, NULL, NULL};
+
+  if (cl_kbs_store_open(r->url, &s) == CL_OK) {
+    for (int i = 0; i < 50; i++)
+      r->won += cl_kbs_store_audit_add(s, &a) == CL_OK;
+    cl_kbs_store_close(s);
+  }
+  return NULL;
+}
+
+static int count_event(json_t *list, const char *event) {
+  size_t i = 0;
+  json_t *e = NULL;
+  int n = 0;
+
+  json_array_foreach(list, i, e) n +=
+      strcmp(json_string_value(json_object_get(e, "event")), event) == 0;
+  return n;
+}
+
 static void run_store(const char *url) {
   struct cl_kbs_store *s = NULL, *s2 = NULL;
   uint8_t nonce[32], got[32], kek[32];
@@ -103,6 +142,93 @@ static void run_store(const char *url) {
       wins += r[i].won;
     }
     CHECK_EQ_INT(wins, 1);
+  }
+
+  /* peek, then spend and store the token in one unit, exactly once */
+  id[0] = 'p';
+  CHECK_EQ_INT(cl_kbs_store_session_new(s, id, nonce, "tdx", now + 60), CL_OK);
+  memset(got, 0, sizeof(got));
+  CHECK_EQ_INT(cl_kbs_store_session_peek(s, id, now, got, tee), CL_OK);
+  CHECK(memcmp(got, nonce, 32) == 0);
+  CHECK_STR(tee, "tdx");
+  CHECK_EQ_INT(cl_kbs_store_session_peek(s, id, now + 61, got, tee),
+               CL_ERR_EXPIRED);
+  CHECK_EQ_INT(cl_kbs_store_session_peek(s, "f00", now, got, tee),
+               CL_ERR_NOT_FOUND);
+  {
+    struct cl_kbs_audit a = {now, "attest-unit", id, "affirming", "p", NULL,
+                             NULL};
+
+    /* expired: refused, and no audit entry without its token */
+    CHECK_EQ_INT(cl_kbs_store_session_attested(s, id, now + 61, "t.o.k", &a),
+                 CL_ERR_MISMATCH);
+    CHECK_EQ_INT(cl_kbs_store_session_attested(s, id, now, "t.o.k", &a), CL_OK);
+    CHECK_EQ_INT(cl_kbs_store_session_attested(s, id, now, "t.o.k", &a),
+                 CL_ERR_MISMATCH);
+    CHECK_EQ_INT(cl_kbs_store_session_peek(s, id, now, got, tee),
+                 CL_ERR_MISMATCH);
+    CHECK_EQ_INT(cl_kbs_store_session_consume(s, id, now, got, tee),
+                 CL_ERR_MISMATCH);
+    CHECK_EQ_INT(cl_kbs_store_session_token(s, id, now, &tok), CL_OK);
+    CHECK_STR(tok, "t.o.k");
+    free(tok);
+    tok = NULL;
+    /* a consumed (failed) attest cannot be turned into a token afterwards */
+    id[0] = 'q';
+    CHECK_EQ_INT(cl_kbs_store_session_new(s, id, nonce, "tdx", now + 60),
+                 CL_OK);
+    CHECK_EQ_INT(cl_kbs_store_session_consume(s, id, now, got, tee), CL_OK);
+    CHECK_EQ_INT(cl_kbs_store_session_attested(s, id, now, "t.o.k", &a),
+                 CL_ERR_MISMATCH);
+    CHECK_EQ_INT(cl_kbs_store_audit_list(s, 0, &list), CL_OK);
+    CHECK_EQ_INT(count_event(list, "attest-unit"), 1);
+    json_decref(list);
+    list = NULL;
+  }
+
+  /* eight connections race to attest one session: one token, one record */
+  {
+    pthread_t t[8];
+    struct racer r[8];
+    int wins = 0;
+
+    id[0] = 'a';
+    CHECK_EQ_INT(cl_kbs_store_session_new(s, id, nonce, "snp", now + 60),
+                 CL_OK);
+    for (int i = 0; i < 8; i++) {
+      r[i] = (struct racer){url, id, 0};
+      CHECK_EQ_INT(pthread_create(&t[i], NULL, race_attested, &r[i]), 0);
+    }
+    for (int i = 0; i < 8; i++) {
+      pthread_join(t[i], NULL);
+      wins += r[i].won;
+    }
+    CHECK_EQ_INT(wins, 1);
+    CHECK_EQ_INT(cl_kbs_store_audit_list(s, 0, &list), CL_OK);
+    CHECK_EQ_INT(count_event(list, "attest-race"), 1);
+    json_decref(list);
+    list = NULL;
+  }
+
+  /* concurrent writers: every acknowledged write is there afterwards */
+  {
+    pthread_t t[8];
+    struct racer r[8];
+    int ok = 0;
+
+    for (int i = 0; i < 8; i++) {
+      r[i] = (struct racer){url, "bulk/x/y", 0};
+      CHECK_EQ_INT(pthread_create(&t[i], NULL, bulk_audit, &r[i]), 0);
+    }
+    for (int i = 0; i < 8; i++) {
+      pthread_join(t[i], NULL);
+      ok += r[i].won;
+    }
+    CHECK_EQ_INT(ok, 400);
+    CHECK_EQ_INT(cl_kbs_store_audit_list(s, 0, &list), CL_OK);
+    CHECK_EQ_INT(count_event(list, "bulk"), 400);
+    json_decref(list);
+    list = NULL;
   }
 
   /* resources: sealed rows; one copied to another path does not unseal there */

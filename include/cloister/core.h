@@ -163,6 +163,10 @@ CL_MUST_USE int cl_hex_decode_exact(const char *in, uint8_t *out, size_t n);
 
 /* Standard base64 with padding; malloc'd, NUL-terminated. */
 char *cl_base64_encode(const uint8_t *in, size_t n);
+/* URL-safe alphabet without padding (JOSE); malloc'd, NUL-terminated. */
+char *cl_base64url_encode(const void *in, size_t n);
+/* 1 when s[0..n) is a non-empty run of base64url characters (no padding). */
+int cl_is_base64url(const char *s, size_t n);
 /* Standard or URL-safe alphabet, padding optional, whitespace ignored. */
 CL_MUST_USE int cl_base64_decode(const char *in, size_t inlen, uint8_t **out, size_t *outlen);
 

@@ -140,21 +140,6 @@ json_t *cl_ear_key_jwks(const struct cl_ear_key *k)
 
 /* ----------------------------------------------------------------- sign */
 
-static char *b64url(const uint8_t *p, size_t n)
-{
-	size_t m = jose_b64_enc_buf(NULL, n, NULL, 0);
-	char *s = NULL;
-
-	if (m == SIZE_MAX || !(s = malloc(m + 1)))
-		return NULL;
-	if (jose_b64_enc_buf(p, n, s, m) != m) {
-		free(s);
-		return NULL;
-	}
-	s[m] = 0;
-	return s;
-}
-
 static json_t *appraisal_json(const struct cl_ear_submod *sm)
 {
 	const struct cl_appraisal *a = sm->appraisal;
@@ -209,7 +194,7 @@ static char *es_sign(const struct cl_ear_key *k, const char *input, size_t n)
 	ECDSA_SIG_get0(es, &r, &s);
 	if (BN_bn2binpad(r, raw, (int)k->half) < 0 || BN_bn2binpad(s, raw + k->half, (int)k->half) < 0)
 		goto done;
-	out = b64url(raw, 2 * k->half);
+	out = cl_base64url_encode(raw, 2 * k->half);
 done:
 	ECDSA_SIG_free(es);
 	EVP_MD_CTX_free(c);
@@ -252,7 +237,7 @@ int cl_ear_sign(const struct cl_ear_key *key, const struct cl_ear_submod *subs, 
 			    o->verifier_build ? o->verifier_build : "cloister", "submods", submods);
 	CL_CHECK(payload, CL_ERR_NOMEM, "out of memory");
 	if (o->nonce) {
-		nonce = b64url(o->nonce, o->nonce_len);
+		nonce = cl_base64url_encode(o->nonce, o->nonce_len);
 		CL_CHECK(nonce && json_object_set_new(payload, "eat_nonce", json_string(nonce)) == 0,
 			 CL_ERR_NOMEM, "out of memory");
 	}
@@ -261,8 +246,8 @@ int cl_ear_sign(const struct cl_ear_key *key, const struct cl_ear_submod *subs, 
 			json_object_get(key->pub, "kid"));
 	hdr_s = hdr ? json_dumps(hdr, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	CL_CHECK(body && hdr_s, CL_ERR_NOMEM, "out of memory");
-	prot = b64url((const uint8_t *)hdr_s, strlen(hdr_s));
-	pl = b64url((const uint8_t *)body, strlen(body));
+	prot = cl_base64url_encode((const uint8_t *)hdr_s, strlen(hdr_s));
+	pl = cl_base64url_encode((const uint8_t *)body, strlen(body));
 	CL_CHECK(prot && pl, CL_ERR_NOMEM, "out of memory");
 	plen = strlen(prot) + 1 + strlen(pl);
 	out = malloc(plen + 1 + 2 * 64 + 4);
@@ -289,18 +274,6 @@ out:
 }
 
 /* --------------------------------------------------------------- verify */
-
-static int is_b64url(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-
-		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		      c == '-' || c == '_'))
-			return 0;
-	}
-	return n > 0;
-}
 
 static json_t *decode_json_part(const char *s, size_t n)
 {
@@ -534,9 +507,9 @@ int cl_ear_verify(const json_t *jwks, const char *token, size_t len, int64_t at,
 		 CL_MAX_EAR_TOKEN);
 	d1 = memchr(token, '.', len);
 	d2 = d1 ? memchr(d1 + 1, '.', len - (size_t)(d1 + 1 - token)) : NULL;
-	CL_CHECK(d1 && d2 && is_b64url(token, (size_t)(d1 - token)) &&
-			 is_b64url(d1 + 1, (size_t)(d2 - d1 - 1)) &&
-			 is_b64url(d2 + 1, len - (size_t)(d2 + 1 - token)),
+	CL_CHECK(d1 && d2 && cl_is_base64url(token, (size_t)(d1 - token)) &&
+			 cl_is_base64url(d1 + 1, (size_t)(d2 - d1 - 1)) &&
+			 cl_is_base64url(d2 + 1, len - (size_t)(d2 + 1 - token)),
 		 CL_ERR_MALFORMED, "EAR: not a compact JWS");
 	hdr = decode_json_part(token, (size_t)(d1 - token));
 	CL_CHECK(hdr, CL_ERR_MALFORMED, "EAR: bad protected header");

@@ -89,6 +89,36 @@ char *cl_base64_encode(const uint8_t *in, size_t n)
 	return s;
 }
 
+char *cl_base64url_encode(const void *in, size_t n)
+{
+	char *s = cl_base64_encode(in, n);
+	size_t len = 0;
+
+	if (!s)
+		return NULL;
+	for (; s[len]; len++) {
+		if (s[len] == '+')
+			s[len] = '-';
+		else if (s[len] == '/')
+			s[len] = '_';
+	}
+	while (len && s[len - 1] == '=')
+		s[--len] = '\0';
+	return s;
+}
+
+int cl_is_base64url(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '_'))
+			return 0;
+	}
+	return n > 0;
+}
+
 int cl_base64_decode(const char *in, size_t inlen, uint8_t **out, size_t *outlen)
 {
 	char *norm = NULL;

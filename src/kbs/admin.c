@@ -87,20 +87,6 @@ out:
   return rc;
 }
 
-static char *b64url(const void *p, size_t n) {
-  size_t m = jose_b64_enc_buf(NULL, n, NULL, 0);
-  char *s = NULL;
-
-  if (m == SIZE_MAX || !(s = malloc(m + 1)))
-    return NULL;
-  if (jose_b64_enc_buf(p, n, s, m) != m) {
-    free(s);
-    return NULL;
-  }
-  s[m] = 0;
-  return s;
-}
-
 int cl_kbs_admin_sign(const char *key_path, const char *role, int64_t ttl,
                       char **jwt) {
   struct cl_buf pem = {0};
@@ -129,8 +115,8 @@ int cl_kbs_admin_sign(const char *key_path, const char *role, int64_t ttl,
                  role ? role : "admin");
   hs = hdr ? json_dumps(hdr, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
   cs = cl ? json_dumps(cl, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-  h64 = hs ? b64url(hs, strlen(hs)) : NULL;
-  c64 = cs ? b64url(cs, strlen(cs)) : NULL;
+  h64 = hs ? cl_base64url_encode(hs, strlen(hs)) : NULL;
+  c64 = cs ? cl_base64url_encode(cs, strlen(cs)) : NULL;
   CL_CHECK(h64 && c64, CL_ERR_NOMEM, "out of memory");
   input = malloc(strlen(h64) + strlen(c64) + 2 + 200);
   CL_CHECK(input, CL_ERR_NOMEM, "out of memory");
@@ -143,7 +129,7 @@ int cl_kbs_admin_sign(const char *key_path, const char *role, int64_t ttl,
                               strlen(input)) == 1,
            CL_ERR_CRYPTO, "signing the admin token failed");
   if (ed) {
-    s64 = b64url(sig, sl);
+    s64 = cl_base64url_encode(sig, sl);
   } else {
     const BIGNUM *r = NULL, *s = NULL;
 
@@ -153,7 +139,7 @@ int cl_kbs_admin_sign(const char *key_path, const char *role, int64_t ttl,
     CL_CHECK(BN_bn2binpad(r, raw, 32) == 32 &&
                  BN_bn2binpad(s, raw + 32, 32) == 32,
              CL_ERR_CRYPTO, "bad ECDSA signature");
-    s64 = b64url(raw, 64);
+    s64 = cl_base64url_encode(raw, 64);
   }
   CL_CHECK(s64, CL_ERR_NOMEM, "out of memory");
   strcat(input, ".");

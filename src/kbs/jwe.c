@@ -29,20 +29,6 @@ static void wipe_json_str(json_t *o, const char *k) {
     cl_zeroize((char *)json_string_value(v), json_string_length(v));
 }
 
-static char *b64url(const uint8_t *p, size_t n) {
-  size_t m = jose_b64_enc_buf(NULL, n, NULL, 0);
-  char *s = NULL;
-
-  if (m == SIZE_MAX || !(s = malloc(m + 1)))
-    return NULL;
-  if (jose_b64_enc_buf(p, n, s, m) != m) {
-    free(s);
-    return NULL;
-  }
-  s[m] = 0;
-  return s;
-}
-
 static int enc_ec(const json_t *pub, const uint8_t *pt, size_t len,
                   json_t **out) {
   json_t *jwe = NULL, *cek = NULL, *epk = NULL, *key = NULL;
@@ -105,8 +91,8 @@ static int enc_rsa(const json_t *pub, const uint8_t *pt, size_t len,
                EVP_PKEY_CTX_set_rsa_mgf1_md(c, EVP_sha256()) == 1 &&
                EVP_PKEY_encrypt(c, wrapped, &wl, cekb, sizeof(cekb)) == 1,
            CL_ERR_CRYPTO, "JWE: RSA-OAEP-256 key wrapping failed");
-  kb = b64url(cekb, sizeof(cekb));
-  ek = b64url(wrapped, wl);
+  kb = cl_base64url_encode(cekb, sizeof(cekb));
+  ek = cl_base64url_encode(wrapped, wl);
   CL_CHECK(kb && ek, CL_ERR_NOMEM, "out of memory");
   cek = json_pack("{s:s, s:s}", "kty", "oct", "k", kb);
   jwe = json_pack("{s:{s:s, s:s}, s:s}", "protected", "alg", "RSA-OAEP-256",
@@ -166,7 +152,7 @@ static int dec_rsa_cek(const json_t *jwk, const json_t *jwe, json_t **cek) {
                EVP_PKEY_CTX_set_rsa_mgf1_md(c, EVP_sha256()) == 1 &&
                EVP_PKEY_decrypt(c, k, &kl, ek, ekl) == 1 && kl == 32,
            CL_ERR_SIGNATURE, "JWE: key unwrapping failed");
-  kb = b64url(k, kl);
+  kb = cl_base64url_encode(k, kl);
   CL_CHECK(kb, CL_ERR_NOMEM, "out of memory");
   *cek = json_pack("{s:s, s:s}", "kty", "oct", "k", kb);
   CL_CHECK(*cek, CL_ERR_NOMEM, "out of memory");

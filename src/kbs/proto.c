@@ -80,23 +80,12 @@ void cl_kbs_attestation_free(struct cl_kbs_attestation *a) {
   memset(a, 0, sizeof(*a));
 }
 
-static int is_b64url(const char *s, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    char c = s[i];
-
-    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-          (c >= '0' && c <= '9') || c == '-' || c == '_'))
-      return 0;
-  }
-  return n > 0;
-}
-
 /* Length of a base64url JWK member once decoded, or 0 when it is not one. */
 static size_t b64url_len(const json_t *v, size_t max_chars) {
   const char *s = json_string_value(v);
   size_t n = s ? json_string_length(v) : 0;
 
-  if (!s || n > max_chars || !is_b64url(s, n) || n % 4 == 1)
+  if (!s || n > max_chars || !cl_is_base64url(s, n) || n % 4 == 1)
     return 0;
   return n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0);
 }

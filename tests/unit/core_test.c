@@ -100,6 +100,24 @@ static void test_base64(void)
 	CHECK(n == 6 && memcmp(out, "foobar", 6) == 0);
 	free(out);
 	out = NULL;
+	/* JOSE form: URL-safe, unpadded, and round-trips through the decoder. */
+	{
+		static const uint8_t raw[] = { 0xfb, 0xff, 0x3e };
+		char *u = cl_base64url_encode(raw, 2);
+
+		CHECK_STR(u, "-_8");
+		free(u);
+		u = cl_base64url_encode(raw, 3);
+		CHECK_STR(u, "-_8-");
+		CHECK(cl_is_base64url(u, strlen(u)));
+		free(u);
+		u = cl_base64url_encode(raw, 0);
+		CHECK_STR(u, "");
+		free(u);
+		CHECK(!cl_is_base64url("", 0));
+		CHECK(!cl_is_base64url("ab+c", 4));
+		CHECK(!cl_is_base64url("abc=", 4));
+	}
 	CHECK_EQ_INT(cl_base64_decode("Zm9vY", 5, &out, &n), CL_ERR_MALFORMED);
 	CHECK_EQ_INT(cl_base64_decode("Zg==Zg", 6, &out, &n), CL_ERR_MALFORMED);
 	CHECK_EQ_INT(cl_base64_decode("Zm9!", 4, &out, &n), CL_ERR_MALFORMED);

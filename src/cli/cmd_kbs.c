@@ -51,7 +51,7 @@ static void usage(FILE *f) {
       "development root\n"
       "  --session-ttl S     session lifetime in seconds (default 300)\n"
       "  --token-ttl S       EAR lifetime in seconds (default 300)\n"
-      "  --threads N         worker threads (default: CPUs)\n"
+      "  --threads N         worker threads, 1..32 (default: 4 per CPU)\n"
       "  --rate-limit R      requests per second per client IP (default 200; 0 "
       "= off)\n" VERIFIER_OPTS_HELP "\n"
       "admin options:\n"
@@ -194,8 +194,8 @@ static int cmd_serve(int argc, char **argv) {
         cfg.token_ttl = v;
       break;
     case OPT_THREADS:
-      if (num_arg(optarg, 1, 16, &v) != 0) {
-        rc = bad("--threads must be 1..16");
+      if (num_arg(optarg, 1, 32, &v) != 0) {
+        rc = bad("--threads must be 1..32");
         goto out;
       }
       cfg.threads = (int)v;

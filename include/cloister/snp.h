@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "cloister/core.h"
 
 #define CL_SNP_REPORT_SIZE 0x4A0
@@ -76,6 +78,28 @@ struct cl_snp_report {
  * bytes of r and s and the padding after them).
  */
 CL_MUST_USE int cl_snp_report_parse(const uint8_t *p, size_t n, struct cl_snp_report *out);
+
+/* Largest JSON text cl_snp_report_from_serde_json() reads (a report with a
+ * VCEK chain is under 16 KiB). */
+#define CL_SNP_SERDE_MAX_JSON (256 * 1024)
+
+/*
+ * Rebuild the binary report from the `sev` crate's serde JSON form of
+ * AttestationReport (Trustee's snp evidence): integers and byte-integer
+ * arrays, TCBs as {fmc, bootloader, tee, snp, microcode}, versions as
+ * {major, minor, build}, signature as {r, s}. Every field is required with
+ * its exact length and range, except launch_mit_vector/current_mit_vector
+ * (absent or null means zero); unknown keys are refused. Reserved bytes come
+ * out zero. No I/O, no signature check; on error `out` is all zero.
+ * u64 fields are limited to INT64_MAX, as JSON integers are here.
+ */
+CL_MUST_USE int cl_snp_report_from_serde(const json_t *report, uint8_t out[CL_SNP_REPORT_SIZE]);
+
+/* The same from JSON text: the report object itself, or an object holding it
+ * under "attestation_report". At most CL_SNP_SERDE_MAX_JSON bytes; duplicate
+ * keys refused. On error `out` is all zero. */
+CL_MUST_USE int cl_snp_report_from_serde_json(const char *text, size_t n,
+					      uint8_t out[CL_SNP_REPORT_SIZE]);
 
 /*
  * Drop the process-wide cache of verified VCEK/VLEK chains (tests and

@@ -9,6 +9,7 @@
 
 #include "cloister/crypto.h"
 #include "cloister/kbs.h"
+#include "cloister/snp.h"
 
 #define MAX_B64_FIELD ((size_t)1 << 20)
 
@@ -304,9 +305,18 @@ int cl_kbs_evidence_bytes(const char *tee, const json_t *ev, struct cl_buf *out,
   } else if (strcmp(tee, "snp") == 0) {
     const json_t *r = json_object_get(ev, "attestation_report");
 
-    CL_CHECK(json_is_string(r) || json_is_array(r), CL_ERR_UNSUPPORTED,
-             "snp attestation_report must be the raw report (base64 or bytes)");
-    CL_TRY(json_bytes(r, out, "snp attestation_report"));
+    if (json_is_object(r)) {
+      /* Trustee's attester sends the sev crate's serde form of the report. */
+      uint8_t rep[CL_SNP_REPORT_SIZE];
+
+      CL_TRY(cl_snp_report_from_serde(r, rep));
+      CL_TRY(cl_buf_append(out, rep, sizeof(rep)));
+    } else {
+      CL_CHECK(json_is_string(r) || json_is_array(r), CL_ERR_UNSUPPORTED,
+               "snp attestation_report must be the raw report (base64 or "
+               "bytes) or the sev crate's JSON form");
+      CL_TRY(json_bytes(r, out, "snp attestation_report"));
+    }
     if (vcek)
       CL_TRY(snp_vcek(json_object_get(ev, "cert_chain"), vcek));
   } else if (strcmp(tee, "tdx") == 0 || strcmp(tee, "sgx") == 0) {

@@ -17,6 +17,7 @@
 #include "cloister/crypto.h"
 #include "cloister/devtee.h"
 #include "cloister/kbs.h"
+#include "cloister/snp.h"
 #include "test.h"
 
 static char tmpdir[] = "/tmp/kbs-proto-XXXXXX";
@@ -406,8 +407,49 @@ static void test_evidence_shapes(void) {
   cl_buf_free(&b);
   json_decref(e);
   e = json_pack("{s:{}}", "attestation_report");
+  CHECK_EQ_INT(cl_kbs_evidence_bytes("snp", e, &b, NULL), CL_ERR_MALFORMED);
+  json_decref(e);
+  e = json_pack("{s:i}", "attestation_report", 1);
   CHECK_EQ_INT(cl_kbs_evidence_bytes("snp", e, &b, NULL), CL_ERR_UNSUPPORTED);
   json_decref(e);
+}
+
+/* Trustee's snp evidence: the sev crate's serde report plus its cert chain,
+ * as an object or as a JSON string. */
+static void test_evidence_trustee_snp(void) {
+  struct cl_buf text = vector_read("sev-snp/trustee/e2e-snp-evidence.json");
+  struct cl_buf b = {0}, v = {0};
+  uint8_t rep[CL_SNP_REPORT_SIZE];
+  struct cl_snp_report p;
+  json_t *e = json_loadb((const char *)text.data, text.len, 0, NULL);
+  json_t *s = json_stringn((const char *)text.data, text.len);
+
+  CHECK(e != NULL && s != NULL);
+  CHECK_EQ_INT(cl_snp_report_from_serde(json_object_get(e, "attestation_report"),
+                                        rep),
+               CL_OK);
+  CHECK_EQ_INT(cl_kbs_evidence_bytes("snp", e, &b, &v), CL_OK);
+  CHECK(b.len == sizeof(rep) && memcmp(b.data, rep, sizeof(rep)) == 0);
+  CHECK_EQ_INT(cl_snp_report_parse(b.data, b.len, &p), CL_OK);
+  /* the VCEK is cert_chain[0], a DER certificate */
+  CHECK(v.len == json_array_size(json_object_get(
+                     json_array_get(json_object_get(e, "cert_chain"), 0),
+                     "data")));
+  CHECK(v.len > 2 && v.data[0] == 0x30);
+  cl_buf_free(&b);
+  cl_buf_free(&v);
+  CHECK_EQ_INT(cl_kbs_evidence_bytes("snp", s, &b, NULL), CL_OK);
+  CHECK(b.len == sizeof(rep) && memcmp(b.data, rep, sizeof(rep)) == 0);
+  cl_buf_free(&b);
+  /* a malformed serde report stops here, before any verification */
+  json_object_set_new(json_object_get(e, "attestation_report"), "vmpl",
+                      json_integer(1L << 32));
+  CHECK_EQ_INT(cl_kbs_evidence_bytes("snp", e, &b, NULL), CL_ERR_MALFORMED);
+  CHECK(strstr(cl_error_detail(), "vmpl") != NULL);
+  cl_buf_free(&b);
+  json_decref(s);
+  json_decref(e);
+  cl_buf_free(&text);
 }
 
 /* ------------------------------------------------------------- whole flows */
@@ -488,6 +530,32 @@ static char *attest_body(struct env *e, const char *tee, json_t *key,
   }
   s = json_dumps(body, JSON_COMPACT);
   free(b64);
+  json_decref(body);
+  json_decref(rd);
+  json_decref(pub);
+  json_decref(ch);
+  cl_kbs_resp_free(&r);
+  return s;
+}
+
+/* auth, then an attest body carrying `tev` as tee-evidence. */
+static char *attest_body_ev(struct env *e, const char *tee, json_t *key,
+                            json_t *tev) {
+  struct cl_kbs_resp r = {0};
+  char req[128];
+  json_t *ch = NULL, *pub = pub_of(key, "ECDH-ES+A256KW"), *rd = NULL,
+         *body = NULL;
+  char *s = NULL;
+
+  e->cookie[0] = 0;
+  snprintf(req, sizeof(req),
+           "{\"version\":\"0.1.1\",\"tee\":\"%s\",\"extra-params\":\"\"}", tee);
+  CHECK_EQ_INT(call(e, CL_KBS_POST, "/kbs/v0/auth", req, NULL, &r), 200);
+  ch = json_loads(r.body, 0, NULL);
+  rd = json_pack("{s:O, s:O}", "nonce", json_object_get(ch, "nonce"),
+                 "tee-pubkey", pub);
+  body = json_pack("{s:O, s:O}", "runtime-data", rd, "tee-evidence", tev);
+  s = json_dumps(body, JSON_COMPACT);
   json_decref(body);
   json_decref(rd);
   json_decref(pub);
@@ -620,6 +688,41 @@ static void test_flow(void) {
   body = attest_body(&e, "snp", key, &snp, 1);
   CHECK_EQ_INT(call(&e, CL_KBS_POST, "/kbs/v0/attest", body, NULL, &r), 401);
   free(body);
+  /*
+   * Trustee's serde-form SNP evidence: converted, signature and the Genoa
+   * chain from its own cert_chain[0] verify (no VCEK configured, 2025-07-01),
+   * and it fails only on the report-data binding to this session.
+   */
+  cl_kbs_free(e.k);
+  e.cfg.verify.vcek = NULL;
+  e.cfg.verify.vcek_len = 0;
+  e.cfg.verify.at = 1751328000;
+  CHECK_EQ_INT(cl_kbs_new(&e.cfg, &e.k), CL_OK);
+  {
+    struct cl_buf tx = vector_read("sev-snp/trustee/e2e-snp-evidence.json");
+    json_t *tev = json_loadb((const char *)tx.data, tx.len, 0, NULL);
+    json_t *m = NULL;
+
+    CHECK(tev != NULL);
+    body = attest_body_ev(&e, "snp", key, tev);
+    CHECK_EQ_INT(call(&e, CL_KBS_POST, "/kbs/v0/attest", body, NULL, &r), 401);
+    CHECK_STR(title_of(&r, t, sizeof(t)), "AttestationError");
+    CHECK(strstr(r.body, "report data does not match") != NULL);
+    free(body);
+    /* the same with one measurement byte changed: now the signature fails */
+    m = json_array_get(
+        json_object_get(json_object_get(tev, "attestation_report"),
+                        "measurement"),
+        0);
+    json_integer_set(m, json_integer_value(m) ^ 1);
+    body = attest_body_ev(&e, "snp", key, tev);
+    CHECK_EQ_INT(call(&e, CL_KBS_POST, "/kbs/v0/attest", body, NULL, &r), 401);
+    CHECK(strstr(r.body, "signature") != NULL);
+    CHECK(strstr(r.body, "report data") == NULL);
+    free(body);
+    json_decref(tev);
+    cl_buf_free(&tx);
+  }
   /* no cookie at all; garbage body */
   e.cookie[0] = 0;
   CHECK_EQ_INT(call(&e, CL_KBS_POST, "/kbs/v0/attest", "{}", NULL, &r), 401);
@@ -670,6 +773,7 @@ int main(void) {
   RUN(test_seal);
   RUN(test_admin);
   RUN(test_evidence_shapes);
+  RUN(test_evidence_trustee_snp);
   RUN(test_flow);
   cl_policy_thread_release();
   {

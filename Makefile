@@ -109,6 +109,9 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_OBJ)
 
 fuzzers: $(FUZZERS)
 
+# The fuzz objects are intermediate to make; keep them so re-runs do not rebuild.
+.SECONDARY: $(FUZZ_LIB_OBJ)
+
 # Short run of every target: replay kept crashers, then fuzz from the vectors.
 fuzz-smoke: $(FUZZERS)
 	@scripts/fuzz.sh smoke $(FUZZERS)

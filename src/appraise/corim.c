@@ -1,24 +1,24 @@
 /*
  * CoRIM reference values (draft-ietf-rats-corim). The bytes are attacker
  * controlled until the COSE signature has verified, so libcbor never sees
- * them before a streaming pre-pass has bounded nesting, item counts and
- * declared lengths (cbor_load would otherwise allocate what a header claims),
- * and refused indefinite lengths. The decoded tree is then walked with exact
- * type, key and length checks, and the reference triples are rewritten into
- * the JSON reference-value shape, so one structure and one set of policies
- * serve both sources.
+ * them before cl_cbor_load's streaming pre-pass has bounded nesting, item
+ * counts and declared lengths (cbor_load would otherwise allocate what a
+ * header claims), and refused indefinite lengths. The decoded tree is then
+ * walked with exact type, key and length checks, and the reference triples
+ * are rewritten into the JSON reference-value shape, so one structure and one
+ * set of policies serve both sources.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include <cbor.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
 #include "cloister/appraise.h"
+#include "cloister/cbor.h"
 #include "cloister/crypto.h"
 #include "internal.h"
 
@@ -44,105 +44,12 @@ enum { COSE_ALG_ES256 = -7, COSE_ALG_ES384 = -35 };
 /* 9999-12-31T23:59:59Z: the last instant RFC 3339 can write. */
 #define MAX_EPOCH INT64_C(253402300799)
 
-/* ------------------------------------------------------------ pre-pass */
-
-enum scan_kind { SCAN_LEAF, SCAN_ARRAY, SCAN_MAP, SCAN_TAG, SCAN_INDEF };
-
-struct scan {
-	enum scan_kind kind;
-	size_t count;
-};
-
-static void scan_array(void *c, size_t n)
-{
-	((struct scan *)c)->kind = SCAN_ARRAY;
-	((struct scan *)c)->count = n;
-}
-
-static void scan_map(void *c, size_t n)
-{
-	((struct scan *)c)->kind = SCAN_MAP;
-	((struct scan *)c)->count = n;
-}
-
-static void scan_tag(void *c, uint64_t t)
-{
-	(void)t;
-	((struct scan *)c)->kind = SCAN_TAG;
-}
-
-static void scan_indef(void *c)
-{
-	((struct scan *)c)->kind = SCAN_INDEF;
-}
-
-/* Exactly one definite-length data item, nested at most CL_MAX_CORIM_DEPTH. */
-static int prescan(const uint8_t *p, size_t n)
-{
-	struct cbor_callbacks cb = cbor_empty_callbacks;
-	size_t need[CL_MAX_CORIM_DEPTH], top = 1, off = 0, items = 0;
-
-	cb.array_start = scan_array;
-	cb.map_start = scan_map;
-	cb.tag = scan_tag;
-	cb.indef_array_start = scan_indef;
-	cb.indef_map_start = scan_indef;
-	cb.byte_string_start = scan_indef;
-	cb.string_start = scan_indef;
-	cb.indef_break = scan_indef;
-	need[0] = 1;
-	while (top > 0) {
-		struct scan sc = { SCAN_LEAF, 0 };
-		struct cbor_decoder_result r;
-
-		CL_ENSURE_MSG(off < n, CL_ERR_TRUNCATED, "CoRIM: CBOR ends inside an item");
-		CL_ENSURE_MSG(++items <= CL_MAX_CORIM_ITEMS, CL_ERR_MALFORMED,
-			      "CoRIM: more than %d CBOR items", CL_MAX_CORIM_ITEMS);
-		r = cbor_stream_decode(p + off, n - off, &cb, &sc);
-		CL_ENSURE_MSG(r.status != CBOR_DECODER_NEDATA, CL_ERR_TRUNCATED,
-			      "CoRIM: CBOR ends inside an item");
-		CL_ENSURE_MSG(r.status == CBOR_DECODER_FINISHED && r.read > 0 && r.read <= n - off,
-			      CL_ERR_MALFORMED, "CoRIM: not well-formed CBOR");
-		CL_ENSURE_MSG(sc.kind != SCAN_INDEF, CL_ERR_MALFORMED,
-			      "CoRIM: indefinite-length CBOR is not accepted");
-		off += r.read;
-		need[top - 1]--;
-		if (sc.kind == SCAN_TAG) {
-			sc.count = 1;
-		} else if (sc.kind == SCAN_MAP) {
-			CL_ENSURE_MSG(sc.count <= (n - off) / 2, CL_ERR_TRUNCATED,
-				      "CoRIM: map longer than the input");
-			sc.count *= 2;
-		}
-		if (sc.kind != SCAN_LEAF && sc.count > 0) {
-			/* Every child takes a byte at least: no header may promise more. */
-			CL_ENSURE_MSG(sc.count <= n - off, CL_ERR_TRUNCATED,
-				      "CoRIM: array longer than the input");
-			CL_ENSURE_MSG(top < CL_MAX_CORIM_DEPTH, CL_ERR_MALFORMED,
-				      "CoRIM: CBOR nested deeper than %d", CL_MAX_CORIM_DEPTH);
-			need[top++] = sc.count;
-		}
-		while (top > 0 && need[top - 1] == 0)
-			top--;
-	}
-	CL_ENSURE_MSG(off == n, CL_ERR_MALFORMED, "CoRIM: trailing bytes after the CBOR item");
-	return CL_OK;
-}
-
 static int cbor_parse(const uint8_t *p, size_t n, cbor_item_t **out)
 {
-	struct cbor_load_result lr;
+	static const struct cl_cbor_caps caps = { "CoRIM", CL_MAX_CORIM_DEPTH, CL_MAX_CORIM_ITEMS,
+						  0 };
 
-	*out = NULL;
-	CL_GUARD(prescan(p, n));
-	memset(&lr, 0, sizeof(lr));
-	*out = cbor_load(p, n, &lr);
-	if (*out && lr.error.code == CBOR_ERR_NONE && lr.read == n)
-		return CL_OK;
-	if (*out)
-		cbor_decref(out);
-	CL_ENSURE_MSG(lr.error.code != CBOR_ERR_MEMERROR, CL_ERR_NOMEM, "out of memory");
-	CL_BAIL(CL_ERR_MALFORMED, "CoRIM: not well-formed CBOR");
+	return cl_cbor_load(p, n, &caps, out);
 }
 
 /* ----------------------------------------------------------- accessors */

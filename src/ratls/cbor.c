@@ -1,115 +1,105 @@
 /*
- * The few CBOR shapes attested TLS needs, read straight off the bounded
- * reader. The structures are small and fixed, so a direct decoder that
- * allocates nothing and accepts one encoding per value is both stricter and
- * smaller than building a libcbor tree (whose loader trusts length headers).
+ * CBOR for attested TLS on libcbor. Input goes through the shared bounded
+ * loader in canonical mode: the claims are hashed into REPORT_DATA as they
+ * are, so each structure must have exactly one encoding, and canonical input
+ * lets every byte string be placed back in the certificate it came from.
+ * Output is built as libcbor items and serialised, shortest form throughout.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
 
-int cl_cb_head(struct cl_reader *r, uint8_t *major, uint64_t *arg)
+int cl_rcb_load(const uint8_t *p, size_t n, size_t max_items, const char *what, cbor_item_t **out)
 {
-	struct cl_reader t = *r;
-	uint8_t ib = 0, ai = 0, b8 = 0;
-	uint16_t b16 = 0;
-	uint32_t b32 = 0, hi = 0;
-	uint64_t v = 0;
+	struct cl_cbor_caps caps = {what, CL_RATLS_CBOR_DEPTH, max_items, 1};
 
-	CL_ENSURE_MSG(cl_read_u8(&t, &ib) == CL_OK, CL_ERR_TRUNCATED, "CBOR ends inside an item");
-	ai = ib & 31;
-	*major = (uint8_t)(ib >> 5);
-	CL_ENSURE_MSG(*major <= CB_TAG, CL_ERR_MALFORMED,
-		      "CBOR simple values and floats are not accepted here");
-	if (ai < 24) {
-		v = ai;
-	} else if (ai == 24) {
-		CL_ENSURE_MSG(cl_read_u8(&t, &b8) == CL_OK, CL_ERR_TRUNCATED, "CBOR head truncated");
-		v = b8;
-		CL_ENSURE_MSG(v >= 24, CL_ERR_MALFORMED, "CBOR argument not in shortest form");
-	} else if (ai == 25) {
-		CL_ENSURE_MSG(cl_read_u16be(&t, &b16) == CL_OK, CL_ERR_TRUNCATED,
-			      "CBOR head truncated");
-		v = b16;
-		CL_ENSURE_MSG(v > 0xff, CL_ERR_MALFORMED, "CBOR argument not in shortest form");
-	} else if (ai == 26) {
-		CL_ENSURE_MSG(cl_read_u32be(&t, &b32) == CL_OK, CL_ERR_TRUNCATED,
-			      "CBOR head truncated");
-		v = b32;
-		CL_ENSURE_MSG(v > 0xffff, CL_ERR_MALFORMED, "CBOR argument not in shortest form");
-	} else if (ai == 27) {
-		CL_ENSURE_MSG(cl_read_u32be(&t, &hi) == CL_OK && cl_read_u32be(&t, &b32) == CL_OK,
-			      CL_ERR_TRUNCATED, "CBOR head truncated");
-		v = ((uint64_t)hi << 32) | b32;
-		CL_ENSURE_MSG(v > 0xffffffffu, CL_ERR_MALFORMED, "CBOR argument not in shortest form");
-	} else if (ai == 31) {
-		CL_BAIL(CL_ERR_MALFORMED, "indefinite-length CBOR is not accepted");
-	} else {
-		CL_BAIL(CL_ERR_MALFORMED, "reserved CBOR head 0x%02x", ib);
-	}
-	*arg = v;
-	*r = t;
+	return cl_cbor_load(p, n, &caps, out);
+}
+
+int cl_rcb_bstr(const cbor_item_t *it, size_t max, const char *what, size_t *len)
+{
+	CL_ENSURE_MSG(it && cbor_isa_bytestring(it) && cbor_bytestring_is_definite(it),
+		      CL_ERR_MALFORMED, "%s is not a byte string", what);
+	*len = cbor_bytestring_length(it);
+	CL_ENSURE_MSG(*len <= max, CL_ERR_MALFORMED, "%s of %zu bytes exceeds %zu", what, *len,
+		      max);
 	return CL_OK;
 }
 
-int cl_cb_expect(struct cl_reader *r, uint8_t major, uint64_t *arg)
+int cl_rcb_tstr(const cbor_item_t *it, size_t max, const char *what, size_t *len)
 {
-	struct cl_reader t = *r;
-	uint8_t m = 0;
-
-	CL_GUARD(cl_cb_head(&t, &m, arg));
-	CL_ENSURE_MSG(m == major, CL_ERR_MALFORMED, "CBOR major type %u where %u was expected",
-		      (unsigned)m, (unsigned)major);
-	*r = t;
+	CL_ENSURE_MSG(it && cbor_isa_string(it) && cbor_string_is_definite(it), CL_ERR_MALFORMED,
+		      "%s is not a text string", what);
+	*len = cbor_string_length(it);
+	CL_ENSURE_MSG(*len <= max, CL_ERR_MALFORMED, "%s of %zu bytes exceeds %zu", what, *len,
+		      max);
 	return CL_OK;
 }
 
-int cl_cb_string(struct cl_reader *r, uint8_t major, size_t max, const uint8_t **p, size_t *len)
+int cl_rcb_locate(const uint8_t *base, size_t n, size_t off, const cbor_item_t *it,
+		  const uint8_t **p)
 {
-	struct cl_reader t = *r;
-	uint64_t n = 0;
+	size_t len = cbor_bytestring_length(it), at = 0;
 
-	CL_GUARD(cl_cb_expect(&t, major, &n));
-	CL_ENSURE_MSG(n <= max, CL_ERR_MALFORMED, "CBOR string of %llu bytes exceeds %zu",
-		      (unsigned long long)n, max);
-	CL_ENSURE_MSG(n <= t.left, CL_ERR_TRUNCATED, "CBOR string longer than its input");
-	CL_GUARD(cl_read_ref(&t, (size_t)n, p));
-	*len = (size_t)n;
-	*r = t;
+	/* Guards the offset arithmetic: the bytes must be the item's, exactly. */
+	CL_ENSURE_MSG(!__builtin_add_overflow(off, cl_cbor_head_len(len), &at) && at <= n &&
+			      len <= n - at &&
+			      (len == 0 || memcmp(base + at, cbor_bytestring_handle(it), len) == 0),
+		      CL_ERR_INTERNAL, "CBOR byte string not where its encoding says");
+	*p = base + at;
 	return CL_OK;
 }
 
-int cl_cb_put_head(struct cl_buf *b, uint8_t major, uint64_t arg)
+cbor_item_t *cl_rcb_uint(uint64_t v)
 {
-	uint8_t h[9];
-	size_t n = 0;
-	uint8_t m = (uint8_t)(major << 5);
-
-	if (arg < 24) {
-		h[n++] = (uint8_t)(m | arg);
-	} else if (arg <= 0xff) {
-		h[n++] = (uint8_t)(m | 24);
-		h[n++] = (uint8_t)arg;
-	} else if (arg <= 0xffff) {
-		h[n++] = (uint8_t)(m | 25);
-		h[n++] = (uint8_t)(arg >> 8);
-		h[n++] = (uint8_t)arg;
-	} else if (arg <= 0xffffffffu) {
-		h[n++] = (uint8_t)(m | 26);
-		for (int s = 24; s >= 0; s -= 8)
-			h[n++] = (uint8_t)(arg >> s);
-	} else {
-		h[n++] = (uint8_t)(m | 27);
-		for (int s = 56; s >= 0; s -= 8)
-			h[n++] = (uint8_t)(arg >> s);
-	}
-	return cl_buf_append(b, h, n);
+	/* libcbor writes an integer at the width it was built with. */
+	if (v <= 0xff)
+		return cbor_build_uint8((uint8_t)v);
+	if (v <= 0xffff)
+		return cbor_build_uint16((uint16_t)v);
+	if (v <= 0xffffffffu)
+		return cbor_build_uint32((uint32_t)v);
+	return cbor_build_uint64(v);
 }
 
-int cl_cb_put_string(struct cl_buf *b, uint8_t major, const void *p, size_t n)
+int cl_rcb_push(cbor_item_t *arr, cbor_item_t *it)
 {
-	CL_GUARD(cl_cb_put_head(b, major, n));
-	return n ? cl_buf_append(b, p, n) : CL_OK;
+	bool ok = arr && it && cbor_array_push(arr, it);
+
+	if (it)
+		cbor_decref(&it);
+	CL_ENSURE_MSG(ok, CL_ERR_NOMEM, "out of memory");
+	return CL_OK;
+}
+
+int cl_rcb_put(cbor_item_t *m, cbor_item_t *k, cbor_item_t *v)
+{
+	bool ok = m && k && v && cbor_map_add(m, (struct cbor_pair){.key = k, .value = v});
+
+	if (k)
+		cbor_decref(&k);
+	if (v)
+		cbor_decref(&v);
+	CL_ENSURE_MSG(ok, CL_ERR_NOMEM, "out of memory");
+	return CL_OK;
+}
+
+int cl_rcb_serialize(cbor_item_t **it, struct cl_buf *out)
+{
+	unsigned char *buf = NULL;
+	size_t cap = 0, len = 0;
+	int rc = CL_OK;
+
+	CL_CHECK(*it, CL_ERR_NOMEM, "out of memory");
+	len = cbor_serialize_alloc(*it, &buf, &cap);
+	CL_CHECK(len > 0 && buf, CL_ERR_NOMEM, "out of memory");
+	CL_TRY(cl_buf_append(out, buf, len));
+out:
+	free(buf);
+	if (*it)
+		cbor_decref(it);
+	return rc;
 }
 
 int cl_ratls_hash_from_id(uint64_t id, enum cl_hash *h)

@@ -62,94 +62,148 @@ const char *cl_ratls_cmw_type(enum cl_format f)
 	}
 }
 
-/* [alg, bstr hash] with a known id and the digest size that id has. */
-static int hash_entry(struct cl_reader *r, struct cl_ratls_evidence *out)
-{
-	uint64_t n = 0, id = 0;
+/* Items a claims map can hold: the map, 16 keys and values, a bare [alg, hash]. */
+#define CLAIMS_ITEMS (1 + 2 * CL_RATLS_MAX_CLAIM_ENTRIES + 3)
+/* Items a CMW collection can hold: the map, records of three items, "__cmwc_t". */
+#define CMW_ITEMS (1 + 2 * (CL_RATLS_MAX_CMW_RECORDS + 1) + 3 * CL_RATLS_MAX_CMW_RECORDS)
 
-	CL_GUARD(cl_cb_expect(r, CB_ARRAY, &n));
-	CL_ENSURE_MSG(n == 2, CL_ERR_MALFORMED, "pubkey-hash is not a two-item array");
-	CL_GUARD(cl_cb_expect(r, CB_UINT, &id));
-	CL_GUARD(cl_ratls_hash_from_id(id, &out->hash));
-	CL_GUARD(cl_cb_string(r, CB_BSTR, CL_MAX_DIGEST, &out->pubkey_hash, &out->pubkey_hash_len));
+static int text_is(const cbor_item_t *it, const char *s)
+{
+	size_t n = strlen(s);
+
+	return cbor_string_length(it) == n && memcmp(cbor_string_handle(it), s, n) == 0;
+}
+
+/*
+ * [alg, bstr hash] with a known id and the digest size that id has; the
+ * array's head is at base[off].
+ */
+static int hash_entry(const cbor_item_t *it, const uint8_t *base, size_t n, size_t off,
+		      struct cl_ratls_evidence *out)
+{
+	const cbor_item_t *id = NULL, *h = NULL;
+
+	CL_ENSURE_MSG(cbor_isa_array(it) && cbor_array_is_definite(it) && cbor_array_size(it) == 2,
+		      CL_ERR_MALFORMED, "pubkey-hash is not a two-item array");
+	id = cbor_array_handle(it)[0];
+	h = cbor_array_handle(it)[1];
+	CL_ENSURE_MSG(cbor_isa_uint(id), CL_ERR_MALFORMED,
+		      "pubkey-hash algorithm is not an unsigned integer");
+	CL_GUARD(cl_ratls_hash_from_id(cbor_get_int(id), &out->hash));
+	CL_GUARD(cl_rcb_bstr(h, CL_MAX_DIGEST, "pubkey-hash", &out->pubkey_hash_len));
 	CL_ENSURE_MSG(out->pubkey_hash_len == cl_hash_len(out->hash), CL_ERR_MALFORMED,
 		      "pubkey-hash is %zu bytes for a %zu-byte hash", out->pubkey_hash_len,
 		      cl_hash_len(out->hash));
-	return CL_OK;
+	return cl_rcb_locate(base, n, off + 1 + cl_cbor_encoded_len(id), h, &out->pubkey_hash);
 }
 
-static int pubkey_hash(struct cl_reader *r, struct cl_ratls_evidence *out)
+/* The bare array, or (Gramine, rats-tls) a byte string holding exactly one. */
+static int pubkey_hash(const cbor_item_t *v, const uint8_t *base, size_t n, size_t off,
+		       struct cl_ratls_evidence *out)
 {
-	struct cl_reader t = *r, in;
+	cbor_item_t *in = NULL;
 	const uint8_t *p = NULL;
-	size_t n = 0;
-	uint8_t major = 0;
-	uint64_t arg = 0;
+	size_t len = 0;
+	int rc = CL_OK;
 
-	CL_GUARD(cl_cb_head(&t, &major, &arg));
-	if (major == CB_ARRAY)
-		return hash_entry(r, out);
-	CL_GUARD(cl_cb_string(r, CB_BSTR, 2 + 9 + CL_MAX_DIGEST, &p, &n));
-	in = cl_reader_make(p, n);
-	CL_GUARD(hash_entry(&in, out));
-	CL_ENSURE_MSG(in.left == 0, CL_ERR_MALFORMED, "bytes after the pubkey-hash entry");
+	if (cbor_isa_array(v))
+		return hash_entry(v, base, n, off, out);
+	CL_GUARD(cl_rcb_bstr(v, 2 + 9 + CL_MAX_DIGEST, "pubkey-hash", &len));
+	CL_GUARD(cl_rcb_locate(base, n, off, v, &p));
+	CL_GUARD(cl_rcb_load(p, len, 3, "pubkey-hash", &in));
+	rc = hash_entry(in, p, len, 0, out);
+	cbor_decref(&in);
+	return rc;
+}
+
+static int claims_walk(const cbor_item_t *m, const uint8_t *p, size_t n,
+		       struct cl_ratls_evidence *out)
+{
+	const struct cbor_pair *pr = NULL;
+	size_t count = 0, off = 0, vl = 0;
+	int have_hash = 0;
+
+	CL_ENSURE_MSG(cbor_isa_map(m) && cbor_map_is_definite(m), CL_ERR_MALFORMED,
+		      "RA-TLS claims are not a map");
+	count = cbor_map_size(m);
+	CL_ENSURE_MSG(count >= 1 && count <= CL_RATLS_MAX_CLAIM_ENTRIES, CL_ERR_MALFORMED,
+		      "RA-TLS claims have %zu entries (1..%d)", count, CL_RATLS_MAX_CLAIM_ENTRIES);
+	pr = cbor_map_handle(m);
+	off = cl_cbor_head_len(count);
+	for (size_t i = 0; i < count; i++) {
+		const cbor_item_t *k = pr[i].key, *v = pr[i].value;
+		size_t kl = 0, voff = 0;
+
+		CL_GUARD(cl_rcb_tstr(k, CL_RATLS_MAX_KEY, "RA-TLS claim key", &kl));
+		for (size_t j = 0; j < i; j++)
+			CL_ENSURE_MSG(cbor_string_length(pr[j].key) != kl ||
+					      memcmp(cbor_string_handle(pr[j].key),
+						     cbor_string_handle(k), kl) != 0,
+				      CL_ERR_MALFORMED, "RA-TLS claims repeat a key");
+		voff = off + cl_cbor_encoded_len(k);
+		if (text_is(k, "pubkey-hash")) {
+			CL_GUARD(pubkey_hash(v, p, n, voff, out));
+			have_hash = 1;
+		} else if (text_is(k, "nonce")) {
+			CL_GUARD(cl_rcb_bstr(v, CL_RATLS_MAX_NONCE, "RA-TLS nonce", &vl));
+			CL_ENSURE_MSG(vl > 0, CL_ERR_MALFORMED, "RA-TLS nonce is empty");
+			CL_GUARD(cl_rcb_locate(p, n, voff, v, &out->nonce));
+			out->nonce_len = vl;
+		} else {
+			/* Custom claims are covered by the hash; only their shape is checked. */
+			CL_GUARD(cl_rcb_bstr(v, CL_RATLS_MAX_CLAIMS, "RA-TLS custom claim", &vl));
+		}
+		off = voff + cl_cbor_encoded_len(v);
+	}
+	CL_ENSURE_MSG(have_hash, CL_ERR_MALFORMED, "RA-TLS claims have no pubkey-hash");
 	return CL_OK;
 }
 
 static int claims_parse(const uint8_t *p, size_t n, struct cl_ratls_evidence *out)
 {
-	struct cl_reader r = cl_reader_make(p, n);
-	const uint8_t *keys[CL_RATLS_MAX_CLAIM_ENTRIES];
-	size_t klens[CL_RATLS_MAX_CLAIM_ENTRIES];
-	uint64_t count = 0;
-	int have_hash = 0;
+	cbor_item_t *m = NULL;
+	int rc = CL_OK;
 
-	CL_GUARD(cl_cb_expect(&r, CB_MAP, &count));
-	CL_ENSURE_MSG(count >= 1 && count <= CL_RATLS_MAX_CLAIM_ENTRIES, CL_ERR_MALFORMED,
-		      "RA-TLS claims have %llu entries (1..%d)", (unsigned long long)count,
-		      CL_RATLS_MAX_CLAIM_ENTRIES);
-	for (size_t i = 0; i < count; i++) {
-		const uint8_t *k = NULL, *v = NULL;
-		size_t kl = 0, vl = 0;
+	CL_GUARD(cl_rcb_load(p, n, CLAIMS_ITEMS, "RA-TLS claims", &m));
+	rc = claims_walk(m, p, n, out);
+	cbor_decref(&m);
+	return rc;
+}
 
-		CL_GUARD(cl_cb_string(&r, CB_TSTR, CL_RATLS_MAX_KEY, &k, &kl));
-		for (size_t j = 0; j < i; j++)
-			CL_ENSURE_MSG(klens[j] != kl || memcmp(keys[j], k, kl) != 0, CL_ERR_MALFORMED,
-				      "RA-TLS claims repeat a key");
-		keys[i] = k;
-		klens[i] = kl;
-		if (kl == 11 && memcmp(k, "pubkey-hash", 11) == 0) {
-			CL_GUARD(pubkey_hash(&r, out));
-			have_hash = 1;
-		} else if (kl == 5 && memcmp(k, "nonce", 5) == 0) {
-			CL_GUARD(cl_cb_string(&r, CB_BSTR, CL_RATLS_MAX_NONCE, &v, &vl));
-			CL_ENSURE_MSG(vl > 0, CL_ERR_MALFORMED, "RA-TLS nonce is empty");
-			out->nonce = v;
-			out->nonce_len = vl;
-		} else {
-			/* Custom claims are covered by the hash; only their shape is checked. */
-			CL_GUARD(cl_cb_string(&r, CB_BSTR, CL_RATLS_MAX_CLAIMS, &v, &vl));
-		}
-	}
-	CL_ENSURE_MSG(r.left == 0, CL_ERR_MALFORMED, "bytes after the RA-TLS claims map");
-	CL_ENSURE_MSG(have_hash, CL_ERR_MALFORMED, "RA-TLS claims have no pubkey-hash");
-	return CL_OK;
+/* tag([bstr evidence, bstr claims]), the tag's head at p[0]. */
+static int evidence_walk(const cbor_item_t *t, const uint8_t *p, size_t n,
+			 struct cl_ratls_evidence *out)
+{
+	const cbor_item_t *a = NULL, *ev = NULL, *cl = NULL;
+	size_t off = 0;
+
+	CL_ENSURE_MSG(cbor_isa_tag(t), CL_ERR_MALFORMED, "RA-TLS evidence is not tagged");
+	out->tag = cbor_tag_value(t);
+	a = t->metadata.tag_metadata.tagged_item; /* borrowed: cbor_tag_item would take a ref */
+	CL_ENSURE_MSG(cbor_isa_array(a) && cbor_array_is_definite(a) && cbor_array_size(a) == 2,
+		      CL_ERR_MALFORMED, "RA-TLS evidence is not [evidence, claims]");
+	ev = cbor_array_handle(a)[0];
+	cl = cbor_array_handle(a)[1];
+	CL_GUARD(cl_rcb_bstr(ev, CL_MAX_EVIDENCE, "RA-TLS evidence", &out->evidence_len));
+	CL_ENSURE_MSG(out->evidence_len > 0, CL_ERR_MALFORMED, "RA-TLS evidence is empty");
+	CL_GUARD(cl_rcb_bstr(cl, CL_RATLS_MAX_CLAIMS, "RA-TLS claims", &out->claims_len));
+	off = cl_cbor_head_len(out->tag) + 1;
+	CL_GUARD(cl_rcb_locate(p, n, off, ev, &out->evidence));
+	off += cl_cbor_encoded_len(ev);
+	return cl_rcb_locate(p, n, off, cl, &out->claims);
 }
 
 int cl_ratls_evidence_parse(const uint8_t *p, size_t n, struct cl_ratls_evidence *out)
 {
-	struct cl_reader r = cl_reader_make(p, n);
-	uint64_t count = 0;
+	cbor_item_t *t = NULL;
+	int rc = CL_OK;
 
 	memset(out, 0, sizeof(*out));
 	CL_ENSURE_MSG(n <= CL_RATLS_MAX_EXT, CL_ERR_MALFORMED, "RA-TLS evidence of %zu bytes", n);
-	CL_GUARD(cl_cb_expect(&r, CB_TAG, &out->tag));
-	CL_GUARD(cl_cb_expect(&r, CB_ARRAY, &count));
-	CL_ENSURE_MSG(count == 2, CL_ERR_MALFORMED, "RA-TLS evidence is not [evidence, claims]");
-	CL_GUARD(cl_cb_string(&r, CB_BSTR, CL_MAX_EVIDENCE, &out->evidence, &out->evidence_len));
-	CL_ENSURE_MSG(out->evidence_len > 0, CL_ERR_MALFORMED, "RA-TLS evidence is empty");
-	CL_GUARD(cl_cb_string(&r, CB_BSTR, CL_RATLS_MAX_CLAIMS, &out->claims, &out->claims_len));
-	CL_ENSURE_MSG(r.left == 0, CL_ERR_MALFORMED, "bytes after the RA-TLS evidence");
+	CL_GUARD(cl_rcb_load(p, n, 4, "RA-TLS evidence", &t));
+	rc = evidence_walk(t, p, n, out);
+	cbor_decref(&t);
+	CL_GUARD(rc);
 	return claims_parse(out->claims, out->claims_len, out);
 }
 
@@ -157,23 +211,30 @@ int cl_ratls_claims_encode(enum cl_hash h, const uint8_t *pubkey_hash, const uin
 			   size_t nonce_len, struct cl_buf *out)
 {
 	struct cl_buf entry = { 0 };
+	cbor_item_t *arr = NULL, *m = NULL;
 	uint64_t id = cl_ratls_hash_id(h);
 	int rc = CL_OK;
 
 	CL_CHECK(id != 0, CL_ERR_ARG, "unsupported pubkey-hash algorithm");
 	CL_CHECK(nonce_len <= CL_RATLS_MAX_NONCE && (nonce != NULL) == (nonce_len > 0), CL_ERR_ARG,
 		 "the nonce must be 1..%d bytes", CL_RATLS_MAX_NONCE);
-	CL_TRY(cl_cb_put_head(&entry, CB_ARRAY, 2));
-	CL_TRY(cl_cb_put_head(&entry, CB_UINT, id));
-	CL_TRY(cl_cb_put_string(&entry, CB_BSTR, pubkey_hash, cl_hash_len(h)));
-	CL_TRY(cl_cb_put_head(out, CB_MAP, nonce ? 2 : 1));
-	CL_TRY(cl_cb_put_string(out, CB_TSTR, "pubkey-hash", 11));
-	CL_TRY(cl_cb_put_string(out, CB_BSTR, entry.data, entry.len));
-	if (nonce) {
-		CL_TRY(cl_cb_put_string(out, CB_TSTR, "nonce", 5));
-		CL_TRY(cl_cb_put_string(out, CB_BSTR, nonce, nonce_len));
-	}
+	/* Byte-string wrapped, as Gramine and rats-tls write it. */
+	arr = cbor_new_definite_array(2);
+	CL_TRY(cl_rcb_push(arr, cl_rcb_uint(id)));
+	CL_TRY(cl_rcb_push(arr, cbor_build_bytestring(pubkey_hash, cl_hash_len(h))));
+	CL_TRY(cl_rcb_serialize(&arr, &entry));
+	m = cbor_new_definite_map(nonce ? 2 : 1);
+	CL_TRY(cl_rcb_put(m, cbor_build_stringn("pubkey-hash", 11),
+			  cbor_build_bytestring(entry.data, entry.len)));
+	if (nonce)
+		CL_TRY(cl_rcb_put(m, cbor_build_stringn("nonce", 5),
+				  cbor_build_bytestring(nonce, nonce_len)));
+	CL_TRY(cl_rcb_serialize(&m, out));
 out:
+	if (arr)
+		cbor_decref(&arr);
+	if (m)
+		cbor_decref(&m);
 	cl_buf_free(&entry);
 	return rc;
 }
@@ -181,10 +242,21 @@ out:
 int cl_ratls_evidence_encode(uint64_t tag, const uint8_t *ev, size_t ev_len, const uint8_t *claims,
 			     size_t claims_len, struct cl_buf *out)
 {
-	CL_GUARD(cl_cb_put_head(out, CB_TAG, tag));
-	CL_GUARD(cl_cb_put_head(out, CB_ARRAY, 2));
-	CL_GUARD(cl_cb_put_string(out, CB_BSTR, ev, ev_len));
-	return cl_cb_put_string(out, CB_BSTR, claims, claims_len);
+	cbor_item_t *arr = cbor_new_definite_array(2), *t = NULL;
+	int rc = CL_OK;
+
+	CL_TRY(cl_rcb_push(arr, cbor_build_bytestring(ev, ev_len)));
+	CL_TRY(cl_rcb_push(arr, cbor_build_bytestring(claims, claims_len)));
+	t = cbor_new_tag(tag);
+	CL_CHECK(t, CL_ERR_NOMEM, "out of memory");
+	cbor_tag_set_item(t, arr);
+	CL_TRY(cl_rcb_serialize(&t, out));
+out:
+	if (t)
+		cbor_decref(&t);
+	if (arr)
+		cbor_decref(&arr);
+	return rc;
 }
 
 int cl_ratls_report_data(enum cl_hash h, const uint8_t *claims, size_t len,
@@ -243,77 +315,118 @@ static int der_octets(const uint8_t *p, size_t n, const uint8_t **body, size_t *
 	return CL_OK;
 }
 
-static int cmw_label(struct cl_reader *r, struct cl_ratls_cmw_record *rec, int *skip)
+static int cmw_label(const cbor_item_t *k, struct cl_ratls_cmw_record *rec, int *ctype)
 {
-	struct cl_reader t = *r;
-	uint8_t major = 0;
-	uint64_t arg = 0;
 	const uint8_t *s = NULL;
 	size_t n = 0;
 
-	*skip = 0;
-	CL_GUARD(cl_cb_head(&t, &major, &arg));
-	if (major == CB_UINT || major == CB_NINT) {
-		*r = t;
-		snprintf(rec->label, sizeof(rec->label), "%s%llu", major == CB_NINT ? "-" : "",
-			 (unsigned long long)(major == CB_NINT ? arg + 1 : arg));
+	*ctype = 0;
+	if (cbor_isa_uint(k) || cbor_isa_negint(k)) {
+		uint64_t v = cbor_get_int(k);
+
+		snprintf(rec->label, sizeof(rec->label), "%s%llu", cbor_isa_negint(k) ? "-" : "",
+			 (unsigned long long)(cbor_isa_negint(k) ? v + 1 : v));
 		return CL_OK;
 	}
-	CL_GUARD(cl_cb_string(r, CB_TSTR, CL_RATLS_MAX_KEY, &s, &n));
+	CL_GUARD(cl_rcb_tstr(k, CL_RATLS_MAX_KEY, "CMW label", &n));
+	s = cbor_string_handle(k);
 	for (size_t i = 0; i < n; i++)
 		CL_ENSURE_MSG(s[i] >= 0x20 && s[i] < 0x7f, CL_ERR_MALFORMED,
 			      "CMW label is not printable ASCII");
-	memcpy(rec->label, s, n);
+	if (n)
+		memcpy(rec->label, s, n);
 	rec->label[n] = 0;
-	if (strcmp(rec->label, "__cmwc_t") == 0) {
-		/* The collection type: a URI or an OID, which we do not interpret. */
-		CL_GUARD(cl_cb_head(r, &major, &arg));
-		CL_ENSURE_MSG(major == CB_TSTR || major == CB_BSTR, CL_ERR_MALFORMED,
-			      "CMW collection type is not a string");
-		CL_ENSURE_MSG(arg <= r->left && arg <= 256, CL_ERR_MALFORMED,
-			      "CMW collection type too long");
-		CL_GUARD(cl_read_skip(r, (size_t)arg));
-		*skip = 1;
-	}
+	*ctype = strcmp(rec->label, "__cmwc_t") == 0;
 	return CL_OK;
 }
 
-static int cmw_record(struct cl_reader *r, struct cl_ratls_cmw_record *rec)
+/* The collection type: a URI or an OID, which we do not interpret. */
+static int cmw_ctype(const cbor_item_t *v)
 {
-	struct cl_reader t;
-	uint8_t major = 0;
-	uint64_t n = 0, arg = 0;
-	const uint8_t *s = NULL;
-	size_t len = 0;
+	size_t n = 0;
 
-	t = *r;
-	CL_GUARD(cl_cb_head(&t, &major, &arg));
-	CL_ENSURE_MSG(major == CB_ARRAY, CL_ERR_UNSUPPORTED,
+	CL_ENSURE_MSG((cbor_isa_string(v) && cbor_string_is_definite(v)) ||
+			      (cbor_isa_bytestring(v) && cbor_bytestring_is_definite(v)),
+		      CL_ERR_MALFORMED, "CMW collection type is not a string");
+	n = cbor_isa_string(v) ? cbor_string_length(v) : cbor_bytestring_length(v);
+	CL_ENSURE_MSG(n <= 256, CL_ERR_MALFORMED, "CMW collection type too long");
+	return CL_OK;
+}
+
+/* [type or content-format, bstr value, ?indicator], its head at base[off]. */
+static int cmw_record(const cbor_item_t *a, const uint8_t *base, size_t n, size_t off,
+		      struct cl_ratls_cmw_record *rec)
+{
+	const cbor_item_t *ty = NULL, *val = NULL, *ind = NULL;
+	const uint8_t *s = NULL;
+	size_t cnt = 0, len = 0;
+
+	CL_ENSURE_MSG(cbor_isa_array(a), CL_ERR_UNSUPPORTED,
 		      "CMW %s: only records are accepted (no nested collections or tags)",
 		      rec->label);
-	CL_GUARD(cl_cb_expect(r, CB_ARRAY, &n));
-	CL_ENSURE_MSG(n == 2 || n == 3, CL_ERR_MALFORMED, "CMW %s: a record has 2 or 3 items",
-		      rec->label);
-	t = *r;
-	CL_GUARD(cl_cb_head(&t, &major, &arg));
-	if (major == CB_UINT) {
-		*r = t;
-		rec->cf = arg;
+	cnt = cbor_array_size(a);
+	CL_ENSURE_MSG(cbor_array_is_definite(a) && (cnt == 2 || cnt == 3), CL_ERR_MALFORMED,
+		      "CMW %s: a record has 2 or 3 items", rec->label);
+	ty = cbor_array_handle(a)[0];
+	val = cbor_array_handle(a)[1];
+	if (cbor_isa_uint(ty)) {
+		rec->cf = cbor_get_int(ty);
 	} else {
-		CL_GUARD(cl_cb_string(r, CB_TSTR, CL_RATLS_MAX_CMW_TYPE, &s, &len));
+		CL_GUARD(cl_rcb_tstr(ty, CL_RATLS_MAX_CMW_TYPE, "CMW type", &len));
 		CL_ENSURE_MSG(len > 0, CL_ERR_MALFORMED, "CMW %s: empty type", rec->label);
+		s = cbor_string_handle(ty);
 		for (size_t i = 0; i < len; i++)
 			CL_ENSURE_MSG(s[i] > 0x20 && s[i] < 0x7f, CL_ERR_MALFORMED,
 				      "CMW %s: type is not a media type", rec->label);
 		memcpy(rec->type, s, len);
 		rec->type[len] = 0;
 	}
-	CL_GUARD(cl_cb_string(r, CB_BSTR, CL_MAX_EVIDENCE, &rec->value, &rec->value_len));
-	if (n == 3) {
-		CL_GUARD(cl_cb_expect(r, CB_UINT, &rec->ind));
+	CL_GUARD(cl_rcb_bstr(val, CL_MAX_EVIDENCE, "CMW value", &rec->value_len));
+	CL_GUARD(cl_rcb_locate(base, n, off + 1 + cl_cbor_encoded_len(ty), val, &rec->value));
+	if (cnt == 3) {
+		ind = cbor_array_handle(a)[2];
+		CL_ENSURE_MSG(cbor_isa_uint(ind), CL_ERR_MALFORMED,
+			      "CMW %s: indicator is not an unsigned integer", rec->label);
+		rec->ind = cbor_get_int(ind);
 		CL_ENSURE_MSG(rec->ind > 0 && rec->ind < 16, CL_ERR_MALFORMED,
 			      "CMW %s: indicator %llu", rec->label, (unsigned long long)rec->ind);
 	}
+	return CL_OK;
+}
+
+static int cmw_walk(const cbor_item_t *m, const uint8_t *p, size_t n, struct cl_ratls_cmw *out)
+{
+	const struct cbor_pair *pr = NULL;
+	size_t count = 0, off = 0;
+
+	CL_ENSURE_MSG(cbor_isa_map(m) && cbor_map_is_definite(m), CL_ERR_MALFORMED,
+		      "CMW collection is not a map");
+	count = cbor_map_size(m);
+	CL_ENSURE_MSG(count >= 1 && count <= CL_RATLS_MAX_CMW_RECORDS + 1, CL_ERR_MALFORMED,
+		      "CMW collection has %zu entries", count);
+	pr = cbor_map_handle(m);
+	off = cl_cbor_head_len(count);
+	for (size_t i = 0; i < count; i++) {
+		struct cl_ratls_cmw_record rec;
+		size_t voff = off + cl_cbor_encoded_len(pr[i].key);
+		int ctype = 0;
+
+		memset(&rec, 0, sizeof(rec));
+		off = voff + cl_cbor_encoded_len(pr[i].value);
+		CL_GUARD(cmw_label(pr[i].key, &rec, &ctype));
+		if (ctype) {
+			CL_GUARD(cmw_ctype(pr[i].value));
+			continue;
+		}
+		for (size_t j = 0; j < out->n; j++)
+			CL_ENSURE_MSG(strcmp(out->rec[j].label, rec.label) != 0, CL_ERR_MALFORMED,
+				      "CMW collection repeats label %s", rec.label);
+		CL_ENSURE_MSG(out->n < CL_RATLS_MAX_CMW_RECORDS, CL_ERR_MALFORMED,
+			      "CMW collection has more than %d records", CL_RATLS_MAX_CMW_RECORDS);
+		CL_GUARD(cmw_record(pr[i].value, p, n, voff, &rec));
+		out->rec[out->n++] = rec;
+	}
+	CL_ENSURE_MSG(out->n > 0, CL_ERR_MALFORMED, "CMW collection has no records");
 	return CL_OK;
 }
 
@@ -321,60 +434,51 @@ int cl_ratls_cmw_parse(const uint8_t *p, size_t n, struct cl_ratls_cmw *out)
 {
 	const uint8_t *body = NULL;
 	size_t len = 0;
-	struct cl_reader r;
-	uint64_t count = 0;
+	cbor_item_t *m = NULL;
+	int rc = CL_OK;
 
 	memset(out, 0, sizeof(*out));
 	CL_ENSURE_MSG(n <= CL_RATLS_MAX_EXT, CL_ERR_MALFORMED, "CMW extension of %zu bytes", n);
 	CL_GUARD(der_octets(p, n, &body, &len));
-	r = cl_reader_make(body, len);
-	CL_GUARD(cl_cb_expect(&r, CB_MAP, &count));
-	CL_ENSURE_MSG(count >= 1 && count <= CL_RATLS_MAX_CMW_RECORDS + 1, CL_ERR_MALFORMED,
-		      "CMW collection has %llu entries", (unsigned long long)count);
-	for (size_t i = 0; i < count; i++) {
-		struct cl_ratls_cmw_record rec;
-		int skip = 0;
-
-		memset(&rec, 0, sizeof(rec));
-		CL_GUARD(cmw_label(&r, &rec, &skip));
-		if (skip)
-			continue;
-		for (size_t j = 0; j < out->n; j++)
-			CL_ENSURE_MSG(strcmp(out->rec[j].label, rec.label) != 0, CL_ERR_MALFORMED,
-				      "CMW collection repeats label %s", rec.label);
-		CL_ENSURE_MSG(out->n < CL_RATLS_MAX_CMW_RECORDS, CL_ERR_MALFORMED,
-			      "CMW collection has more than %d records", CL_RATLS_MAX_CMW_RECORDS);
-		CL_GUARD(cmw_record(&r, &rec));
-		out->rec[out->n++] = rec;
-	}
-	CL_ENSURE_MSG(out->n > 0, CL_ERR_MALFORMED, "CMW collection has no records");
-	CL_ENSURE_MSG(r.left == 0, CL_ERR_MALFORMED, "bytes after the CMW collection");
-	return CL_OK;
+	CL_GUARD(cl_rcb_load(body, len, CMW_ITEMS, "CMW collection", &m));
+	rc = cmw_walk(m, body, len, out);
+	cbor_decref(&m);
+	if (rc != CL_OK)
+		memset(out, 0, sizeof(*out));
+	return rc;
 }
 
 int cl_ratls_cmw_encode(const struct cl_ratls_cmw *c, struct cl_buf *out)
 {
 	struct cl_buf cb = { 0 };
+	cbor_item_t *m = NULL;
 	ASN1_OCTET_STRING *os = NULL;
 	unsigned char *der = NULL;
 	int dlen = 0, rc = CL_OK;
 
 	CL_CHECK(c->n >= 1 && c->n <= CL_RATLS_MAX_CMW_RECORDS, CL_ERR_ARG, "1..%d CMW records",
 		 CL_RATLS_MAX_CMW_RECORDS);
-	CL_TRY(cl_cb_put_head(&cb, CB_MAP, c->n));
+	m = cbor_new_definite_map(c->n);
 	for (size_t i = 0; i < c->n; i++) {
 		const struct cl_ratls_cmw_record *rec = &c->rec[i];
+		cbor_item_t *a = cbor_new_definite_array(rec->ind ? 3 : 2);
+		int r = CL_OK;
 
-		CL_TRY(cl_cb_put_string(&cb, CB_TSTR, rec->label, strlen(rec->label)));
-		CL_TRY(cl_cb_put_head(&cb, CB_ARRAY, rec->ind ? 3 : 2));
 		if (rec->type[0])
-			CL_TRY(cl_cb_put_string(&cb, CB_TSTR, rec->type, strlen(rec->type)));
+			r = cl_rcb_push(a, cbor_build_stringn(rec->type, strlen(rec->type)));
 		else
-			CL_TRY(cl_cb_put_head(&cb, CB_UINT, rec->cf));
-		CL_TRY(cl_cb_put_string(&cb, CB_BSTR, rec->value, rec->value_len));
-		if (rec->ind)
-			CL_TRY(cl_cb_put_head(&cb, CB_UINT, rec->ind));
+			r = cl_rcb_push(a, cl_rcb_uint(rec->cf));
+		if (r == CL_OK)
+			r = cl_rcb_push(a, cbor_build_bytestring(rec->value, rec->value_len));
+		if (r == CL_OK && rec->ind)
+			r = cl_rcb_push(a, cl_rcb_uint(rec->ind));
+		if (r == CL_OK)
+			r = cl_rcb_put(m, cbor_build_stringn(rec->label, strlen(rec->label)), a);
+		else if (a)
+			cbor_decref(&a);
+		CL_TRY(r);
 	}
+	CL_TRY(cl_rcb_serialize(&m, &cb));
 	os = ASN1_OCTET_STRING_new();
 	CL_CHECK(os && cb.len <= INT32_MAX && ASN1_OCTET_STRING_set(os, cb.data, (int)cb.len) == 1,
 		 CL_ERR_NOMEM, "out of memory");
@@ -382,6 +486,8 @@ int cl_ratls_cmw_encode(const struct cl_ratls_cmw *c, struct cl_buf *out)
 	CL_CHECK(dlen > 0, CL_ERR_CRYPTO, "cannot encode the CMW extension");
 	CL_TRY(cl_buf_append(out, der, (size_t)dlen));
 out:
+	if (m)
+		cbor_decref(&m);
 	OPENSSL_free(der);
 	ASN1_OCTET_STRING_free(os);
 	cl_buf_free(&cb);

@@ -1,33 +1,36 @@
-/* Shared inside src/ratls: a strict CBOR reader/writer and small helpers. */
+/* Shared inside src/ratls: strict CBOR reading and writing on libcbor. */
 #ifndef CLOISTER_RATLS_INTERNAL_H
 #define CLOISTER_RATLS_INTERNAL_H
 
+#include "cloister/cbor.h"
 #include "cloister/ratls.h"
 
-enum {
-	CB_UINT = 0,
-	CB_NINT = 1,
-	CB_BSTR = 2,
-	CB_TSTR = 3,
-	CB_ARRAY = 4,
-	CB_MAP = 5,
-	CB_TAG = 6,
-};
-
 /*
- * One data-item head: major type and argument. Refuses indefinite lengths,
- * simple values and floats, reserved encodings, and non-shortest arguments
- * (so every structure has exactly one encoding). Does not move on failure.
+ * One canonical CBOR item (shortest heads, definite lengths, nothing after
+ * it), nested at most CL_RATLS_CBOR_DEPTH and at most max_items items; what
+ * names the structure in errors. *out is the caller's (cbor_decref).
  */
-CL_MUST_USE int cl_cb_head(struct cl_reader *r, uint8_t *major, uint64_t *arg);
-/* A head of the given major type. */
-CL_MUST_USE int cl_cb_expect(struct cl_reader *r, uint8_t major, uint64_t *arg);
-/* A byte or text string of at most max bytes; *p points into the input. */
-CL_MUST_USE int cl_cb_string(struct cl_reader *r, uint8_t major, size_t max, const uint8_t **p,
-			     size_t *len);
-/* Append a head in shortest form. */
-CL_MUST_USE int cl_cb_put_head(struct cl_buf *b, uint8_t major, uint64_t arg);
-CL_MUST_USE int cl_cb_put_string(struct cl_buf *b, uint8_t major, const void *p, size_t n);
+#define CL_RATLS_CBOR_DEPTH 4
+CL_MUST_USE int cl_rcb_load(const uint8_t *p, size_t n, size_t max_items, const char *what,
+			    cbor_item_t **out);
+/* A definite byte (text) string of at most max bytes; *len is set. */
+CL_MUST_USE int cl_rcb_bstr(const cbor_item_t *it, size_t max, const char *what, size_t *len);
+CL_MUST_USE int cl_rcb_tstr(const cbor_item_t *it, size_t max, const char *what, size_t *len);
+/*
+ * Where the contents of byte string it, whose head starts at base[off] in
+ * the canonical input it was loaded from, lie in that input. The item holds
+ * a copy; callers want pointers into the certificate, as the API promises.
+ */
+CL_MUST_USE int cl_rcb_locate(const uint8_t *base, size_t n, size_t off, const cbor_item_t *it,
+			      const uint8_t **p);
+
+/* Builders: NULL on allocation failure. An unsigned integer in shortest form. */
+cbor_item_t *cl_rcb_uint(uint64_t v);
+/* Append it to array arr / the pair (k, v) to map m; always drops the caller's reference. */
+CL_MUST_USE int cl_rcb_push(cbor_item_t *arr, cbor_item_t *it);
+CL_MUST_USE int cl_rcb_put(cbor_item_t *m, cbor_item_t *k, cbor_item_t *v);
+/* Append the encoding of *it to out, then release *it (NULL is out of memory). */
+CL_MUST_USE int cl_rcb_serialize(cbor_item_t **it, struct cl_buf *out);
 
 /* IANA named-information id ↔ cl_hash. */
 CL_MUST_USE int cl_ratls_hash_from_id(uint64_t id, enum cl_hash *h);

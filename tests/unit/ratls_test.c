@@ -191,6 +191,74 @@ static void test_cmw(void)
 	cl_buf_free(&b);
 }
 
+/* Wrap CBOR claims (hex, under 256 bytes) as tag 60000 [h'51', claims] and parse. */
+static int parse_claims_hex(const char *claims)
+{
+	char hex[1024];
+	size_t n = strlen(claims) / 2;
+
+	if (n < 24)
+		snprintf(hex, sizeof(hex), "d9ea60824151%02x%s", (unsigned)(0x40 + n), claims);
+	else
+		snprintf(hex, sizeof(hex), "d9ea6082415158%02x%s", (unsigned)n, claims);
+	return parse_hex(hex);
+}
+
+static void test_cbor_claim_forms(void)
+{
+	const char *h32 = "0000000000000000000000000000000000000000000000000000000000000000";
+	const char *key = "6b7075626b65792d68617368"; /* "pubkey-hash" */
+	char c[512];
+
+	/* bstr-wrapped (Gramine, rats-tls) and bare, with a nonce and a custom claim */
+	snprintf(c, sizeof(c), "a3%s58248201" "5820%s656e6f6e6365420102617842ffff", key, h32);
+	CHECK_EQ_INT(parse_claims_hex(c), CL_OK);
+	snprintf(c, sizeof(c), "a2%s8201" "5820%s656e6f6e6365420102", key, h32);
+	CHECK_EQ_INT(parse_claims_hex(c), CL_OK);
+	/* a non-shortest alg id, inside and outside the wrapping */
+	snprintf(c, sizeof(c), "a1%s5825821801" "5820%s", key, h32);
+	CHECK_EQ_INT(parse_claims_hex(c), CL_ERR_MALFORMED);
+	snprintf(c, sizeof(c), "a1%s821801" "5820%s", key, h32);
+	CHECK_EQ_INT(parse_claims_hex(c), CL_ERR_MALFORMED);
+	/* a non-shortest nonce length; a custom claim that is not a byte string */
+	snprintf(c, sizeof(c), "a2%s8201" "5820%s656e6f6e636558020102", key, h32);
+	CHECK_EQ_INT(parse_claims_hex(c), CL_ERR_MALFORMED);
+	snprintf(c, sizeof(c), "a2%s8201" "5820%s617801", key, h32);
+	CHECK_EQ_INT(parse_claims_hex(c), CL_ERR_MALFORMED);
+	/* a byte after the wrapped array */
+	snprintf(c, sizeof(c), "a1%s58258201" "5820%s00", key, h32);
+	CHECK_EQ_INT(parse_claims_hex(c), CL_ERR_MALFORMED);
+}
+
+static void test_cmw_forms(void)
+{
+	/* OCTET STRING { {"a": [10571, h'78'], "__cmwc_t": "tag:x"} } */
+	static const uint8_t in[] = { 0x04, 0x18, 0xa2, 0x61, 'a', 0x82, 0x19, 0x29, 0x4b,
+				      0x41, 'x',  0x68, '_',  '_',  'c', 'm',  'w',  'c',
+				      '_',  't',  0x65, 't',  'a',  'g', ':',  'x' };
+	/* The same record alone, as the encoder must write it. */
+	static const uint8_t enc[] = { 0x04, 0x09, 0xa1, 0x61, 'a', 0x82,
+				       0x19, 0x29, 0x4b, 0x41, 'x' };
+	static const uint8_t padded[] = { 0x04, 0x0b, 0xa1, 0x61, 'a',  0x82, 0x1a,
+					  0x00, 0x00, 0x29, 0x4b, 0x41, 'x' };
+	struct cl_ratls_cmw c;
+	struct cl_buf b = { 0 };
+	uint8_t m[sizeof(in)];
+
+	CHECK_EQ_INT(cl_ratls_cmw_parse(in, sizeof(in), &c), CL_OK);
+	CHECK(c.n == 1 && c.rec[0].cf == 10571 && c.rec[0].type[0] == 0);
+	CHECK(c.rec[0].value == in + 10 && c.rec[0].value_len == 1); /* into the input */
+	CHECK_EQ_INT(cl_ratls_cmw_encode(&c, &b), CL_OK);
+	CHECK(b.len == sizeof(enc) && memcmp(b.data, enc, sizeof(enc)) == 0);
+	cl_buf_free(&b);
+	CHECK_EQ_INT(cl_ratls_cmw_parse(enc, sizeof(enc), &c), CL_OK);
+	CHECK_EQ_INT(cl_ratls_cmw_parse(padded, sizeof(padded), &c), CL_ERR_MALFORMED);
+	/* A nested collection where a record belongs. */
+	memcpy(m, in, sizeof(in));
+	m[5] = 0xa1; /* {10571: h'78'} */
+	CHECK_EQ_INT(cl_ratls_cmw_parse(m, sizeof(m), &c), CL_ERR_UNSUPPORTED);
+}
+
 static struct cl_ratls_issue_opts issue_opts(int64_t now)
 {
 	struct cl_ratls_issue_opts o = { 0 };
@@ -465,6 +533,8 @@ int main(void)
 	setup();
 	RUN(test_claims_known_answer);
 	RUN(test_cbor_strictness);
+	RUN(test_cbor_claim_forms);
+	RUN(test_cmw_forms);
 	RUN(test_cmw);
 	RUN(test_issue_and_verify);
 	RUN(test_fresh);

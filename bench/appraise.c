@@ -13,8 +13,9 @@
 
 #include "cloister/appraise.h"
 
-#define MEAS                                                                                      \
-	"a1f3930413247bb38cfc171579ea3c12d5fe4901f0c792f63fd75d98f1ef827c23500644e0e692e6be917f9050d3d38c"
+#define MEAS                                                                                       \
+	"a1f3930413247bb38cfc171579ea3c12d5fe4901f0c792f63fd75d98f1ef827c23500644e0e692e6be917f90" \
+	"50d3d38c"
 
 static double now(void)
 {
@@ -26,7 +27,7 @@ static double now(void)
 
 static double p384_verify_us(void)
 {
-	static const unsigned char msg[1184] = { 2 };
+	static const unsigned char msg[1184] = {2};
 	EVP_PKEY *pk = EVP_EC_gen("P-384");
 	EVP_MD_CTX *c = EVP_MD_CTX_new();
 	unsigned char sig[128];
@@ -69,36 +70,39 @@ int main(void)
 {
 	static const char rvtext[] = "{\"snp\": {\"measurement\": [\"" MEAS "\"],"
 				     " \"reported_tcb\": {\"min\": {\"snp\": 8}}}}";
-	json_t *claims = json_pack("{s:s, s:s, s:s, s:b, s:s, s:[], s:{s:i, s:i, s:i, s:i}, s:i}",
-				   "platform", "snp", "measurement", MEAS, "report_data", "ec6c",
-				   "debug", 0, "tcb_status", "Unknown", "advisory_ids", "reported_tcb",
-				   "bootloader", 3, "tee", 0, "snp", 8, "microcode", 115, "guest_svn", 4);
+	json_t *claims =
+		json_pack("{s:s, s:s, s:s, s:b, s:s, s:[], s:{s:i, s:i, s:i, s:i}, s:i}",
+			  "platform", "snp", "measurement", MEAS, "report_data", "ec6c", "debug", 0,
+			  "tcb_status", "Unknown", "advisory_ids", "reported_tcb", "bootloader", 3,
+			  "tee", 0, "snp", 8, "microcode", 115, "guest_svn", 4);
 	struct cl_refvalues *rv = NULL;
-	struct cl_appraisal a = { 0 };
-	struct cl_appraise_ctx ctx = { 0 };
-	const char *curves[2] = { "P-256", "P-384" };
+	struct cl_appraisal a = {0};
+	struct cl_appraise_ctx ctx = {0};
+	const char *curves[2] = {"P-256", "P-384"};
 	double verify = p384_verify_us(), t0 = 0, eval = 0;
 	int n = 0;
 
 	if (cl_refvalues_parse(rvtext, sizeof(rvtext) - 1, &rv) != CL_OK || verify < 0)
 		return 1;
 	ctx.at = 1748736000;
-	printf("P-384 verify (one SNP report signature): %8.1f us  (%.0f/s)\n", verify, 1e6 / verify);
+	printf("P-384 verify (one SNP report signature): %8.1f us  (%.0f/s)\n", verify,
+	       1e6 / verify);
 	t0 = now();
 	for (n = 0; now() - t0 < 1.0; n++) {
-		if (cl_policy_appraise(NULL, claims, rv, &ctx, &a) != CL_OK || a.status != CL_TIER_AFFIRMING)
+		if (cl_policy_appraise(NULL, claims, rv, &ctx, &a) != CL_OK ||
+		    a.status != CL_TIER_AFFIRMING)
 			return 1;
 		if (n + 1 < 1 << 30)
 			cl_appraisal_free(&a);
 	}
 	eval = (now() - t0) * 1e6 / n;
-	printf("default policy evaluation:               %8.1f us  (%.0f/s)  %.1f%% of a verify\n", eval,
-	       1e6 / eval, 100 * eval / verify);
+	printf("default policy evaluation:               %8.1f us  (%.0f/s)  %.1f%% of a verify\n",
+	       eval, 1e6 / eval, 100 * eval / verify);
 	if (cl_policy_appraise(NULL, claims, rv, &ctx, &a) != CL_OK)
 		return 1;
 	for (int c = 0; c < 2; c++) {
 		struct cl_ear_key *k = key(curves[c]);
-		struct cl_ear_submod sm = { "cpu0", &a, claims };
+		struct cl_ear_submod sm = {"cpu0", &a, claims};
 		double us = 0;
 
 		if (!k)
@@ -112,7 +116,8 @@ int main(void)
 			free(jwt);
 		}
 		us = (now() - t0) * 1e6 / n;
-		printf("EAR sign %s:                          %8.1f us  (%.0f/s)  policy+sign %.1f%% of a verify\n",
+		printf("EAR sign %s:                          %8.1f us  (%.0f/s)  policy+sign "
+		       "%.1f%% of a verify\n",
 		       cl_ear_key_alg(k), us, 1e6 / us, 100 * (us + eval) / verify);
 		cl_ear_key_free(k);
 	}

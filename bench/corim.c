@@ -13,8 +13,9 @@
 
 #include "cloister/appraise.h"
 
-#define MEAS                                                                                      \
-	"a1f3930413247bb38cfc171579ea3c12d5fe4901f0c792f63fd75d98f1ef827c23500644e0e692e6be917f9050d3d38c"
+#define MEAS                                                                                       \
+	"a1f3930413247bb38cfc171579ea3c12d5fe4901f0c792f63fd75d98f1ef827c23500644e0e692e6be917f90" \
+	"50d3d38c"
 
 /* The CoRIM tests/e2e/make_corim.py writes for MEAS with --min-svn 4 (139 bytes). */
 static const char corim_hex[] =
@@ -40,7 +41,8 @@ static void put(uint8_t *buf, size_t *n, const void *p, size_t len)
 
 int main(void)
 {
-	static const char json[] = "{\"snp\": {\"measurement\": [\"" MEAS "\"], \"guest_svn\": {\"min\": 4}}}";
+	static const char json[] =
+		"{\"snp\": {\"measurement\": [\"" MEAS "\"], \"guest_svn\": {\"min\": 4}}}";
 	uint8_t corim[139], prot[25], tbs[256], der[80], sig[64], signed_corim[512];
 	size_t tn = 0, dl = sizeof(der), sn = 0, pl = 0, kl = 0;
 	EVP_PKEY *pk = EVP_EC_gen("P-256");
@@ -49,7 +51,7 @@ int main(void)
 	const uint8_t *dp = der;
 	ECDSA_SIG *es = NULL;
 	char *pem = NULL;
-	struct cl_corim_opts plain = { NULL, 0, 1748736000 }, keyed = { NULL, 0, 1748736000 };
+	struct cl_corim_opts plain = {NULL, 0, 1748736000}, keyed = {NULL, 0, 1748736000};
 	struct cl_refvalues *rv = NULL;
 	double t0 = 0, us[4];
 	int iters = 0;
@@ -63,7 +65,8 @@ int main(void)
 	put(tbs, &tn, "\x40\x58\x8b", 3);
 	put(tbs, &tn, corim, sizeof(corim));
 	if (EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, pk) != 1 ||
-	    EVP_DigestSign(md, der, &dl, tbs, tn) != 1 || !(es = d2i_ECDSA_SIG(NULL, &dp, (long)dl)) ||
+	    EVP_DigestSign(md, der, &dl, tbs, tn) != 1 ||
+	    !(es = d2i_ECDSA_SIG(NULL, &dp, (long)dl)) ||
 	    BN_bn2binpad(ECDSA_SIG_get0_r(es), sig, 32) != 32 ||
 	    BN_bn2binpad(ECDSA_SIG_get0_s(es), sig + 32, 32) != 32)
 		return 1;
@@ -93,21 +96,25 @@ int main(void)
 				rc = cl_refvalues_parse(json, sizeof(json) - 1, &rv);
 			} else {
 				rc = cl_corim_parse(k == 2 ? corim : signed_corim,
-						    k == 2 ? sizeof(corim) : sn, k == 2 ? &plain : &keyed,
-						    &rv);
+						    k == 2 ? sizeof(corim) : sn,
+						    k == 2 ? &plain : &keyed, &rv);
 			}
 			cl_refvalues_free(rv);
 			rv = NULL;
 			if (rc != CL_OK) {
-				fprintf(stderr, "bench corim: step %d failed: %s\n", k, cl_error_detail());
+				fprintf(stderr, "bench corim: step %d failed: %s\n", k,
+					cl_error_detail());
 				return 1;
 			}
 		}
 		us[k] = (now() - t0) * 1e6 / iters;
 	}
-	printf("P-256 verify (floor for a signed CoRIM):  %8.1f us  (%.0f/s)\n", us[0], 1e6 / us[0]);
-	printf("JSON reference values, same content:      %8.1f us  (%.0f/s)\n", us[1], 1e6 / us[1]);
-	printf("unsigned CoRIM (139 bytes):               %8.1f us  (%.0f/s)\n", us[2], 1e6 / us[2]);
+	printf("P-256 verify (floor for a signed CoRIM):  %8.1f us  (%.0f/s)\n", us[0],
+	       1e6 / us[0]);
+	printf("JSON reference values, same content:      %8.1f us  (%.0f/s)\n", us[1],
+	       1e6 / us[1]);
+	printf("unsigned CoRIM (139 bytes):               %8.1f us  (%.0f/s)\n", us[2],
+	       1e6 / us[2]);
 	printf("signed CoRIM, ES256 (key load + verify):  %8.1f us  (%.1fx the floor)\n", us[3],
 	       us[3] / us[0]);
 	ECDSA_SIG_free(es);

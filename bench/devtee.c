@@ -42,7 +42,7 @@ static double rate(const char *what, int (*fn)(void))
 
 static int report(void)
 {
-	struct cl_devtee_report r = { 0 };
+	struct cl_devtee_report r = {0};
 	uint8_t out[CL_DEVTEE_REPORT_LEN];
 
 	r.version = CL_DEVTEE_VERSION;

@@ -158,8 +158,8 @@ static double bulk(const char *addr)
 	}
 	shutdown(fd, SHUT_WR);
 	if (read(fd, &got, sizeof(got)) != (ssize_t)sizeof(got) || got != sent) {
-		fprintf(stderr, "bulk through %s: %llu of %zu bytes\n", addr, (unsigned long long)got,
-			sent);
+		fprintf(stderr, "bulk through %s: %llu of %zu bytes\n", addr,
+			(unsigned long long)got, sent);
 		exit(1);
 	}
 	close(fd);
@@ -210,10 +210,10 @@ int main(void)
 	char *pem = NULL, *rootpem = NULL;
 	long pemlen = 0;
 	struct cl_refvalues *rv = NULL;
-	struct cl_ratls_verifier_opts vo = { 0 };
+	struct cl_ratls_verifier_opts vo = {0};
 	struct cl_ratls_verifier *vc = NULL, *vu = NULL;
-	struct cl_ratls_issue_opts io = { 0 };
-	struct cl_ratls_proxy_opts so = { 0 }, co = { 0 }, uo = { 0 }, po = { 0 };
+	struct cl_ratls_issue_opts io = {0};
+	struct cl_ratls_proxy_opts so = {0}, co = {0}, uo = {0}, po = {0};
 	struct cl_ratls_proxy *ps = NULL, *pc = NULL, *pu = NULL, *pp = NULL;
 	pthread_t ts, tc, tu, tp, tup;
 	struct sockaddr_in sa;
@@ -279,12 +279,14 @@ int main(void)
 	b_plain = bulk_best(cl_ratls_proxy_addr(pp));
 	b_direct = bulk_best(up);
 
-	printf("handshakes/s   attested (cached) %8.0f   attested (uncached) %8.0f   plain TLS %8.0f   direct %8.0f\n",
+	printf("handshakes/s   attested (cached) %8.0f   attested (uncached) %8.0f   plain TLS "
+	       "%8.0f   direct %8.0f\n",
 	       h_att, h_unc, h_plain, h_direct);
-	printf("bulk MiB/s     attested          %8.0f   plain TLS           %8.0f   direct %8.0f\n",
+	printf("bulk MiB/s     attested          %8.0f   plain TLS           %8.0f   direct "
+	       "%8.0f\n",
 	       b_att, b_plain, b_direct);
-	printf("ratio          handshakes %.2f (floor 0.90)   bulk %.2f (floor 0.90)\n", h_att / h_plain,
-	       b_att / b_plain);
+	printf("ratio          handshakes %.2f (floor 0.90)   bulk %.2f (floor 0.90)\n",
+	       h_att / h_plain, b_att / b_plain);
 	if (h_att < 0.9 * h_plain || b_att < 0.9 * b_plain) {
 		fprintf(stderr, "bench/ratls: below the floor\n");
 		ret = 1;

@@ -31,7 +31,7 @@ static struct cl_buf load(const char *rel)
 {
 	const char *base = getenv("CLOISTER_VECTORS");
 	char path[4096];
-	struct cl_buf b = { 0 };
+	struct cl_buf b = {0};
 
 	snprintf(path, sizeof(path), "%s/%s", base && *base ? base : "../shared/vectors", rel);
 	if (cl_read_file(path, 0, &b) != CL_OK) {
@@ -98,10 +98,10 @@ static int run_floor(void *arg)
 
 static void bench_quote(const char *name, const char *rel, const EVP_MD *md)
 {
-	struct vcase c = { load(rel), CL_VERIFY_OPTS_INIT };
+	struct vcase c = {load(rel), CL_VERIFY_OPTS_INIT};
 	struct cl_tpm_evidence ev;
 	TPMT_SIGNATURE sig;
-	struct floor f = { 0 };
+	struct floor f = {0};
 	double ours = 0, fl = 0;
 
 	if (cl_tpm_evidence_parse(c.ev.data, c.ev.len, &ev) != CL_OK ||
@@ -118,8 +118,8 @@ static void bench_quote(const char *name, const char *rel, const EVP_MD *md)
 	f.siglen = sig.signature.rsassa.sig.size;
 	ours = rate(name, run_verify, &c);
 	fl = rate("floor", run_floor, &f);
-	printf("%-40s %9.0f /s   floor %9.0f /s (1x RSA-2048 verify)   ratio %.2f\n", name, ours, fl,
-	       ours / fl);
+	printf("%-40s %9.0f /s   floor %9.0f /s (1x RSA-2048 verify)   ratio %.2f\n", name, ours,
+	       fl, ours / fl);
 	EVP_PKEY_free(f.key);
 	cl_tpm_evidence_free(&ev);
 	cl_buf_free(&c.ev);
@@ -150,7 +150,7 @@ static int run_replay(void *arg)
 
 static void bench_replay(const char *rel)
 {
-	struct lcase l = { load(rel), 0 };
+	struct lcase l = {load(rel), 0};
 	double r = rate(rel, run_replay, &l);
 
 	printf("event log replay %-60s %9.0f events/s (%zu events, all banks)\n",

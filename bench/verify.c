@@ -33,7 +33,7 @@ static struct cl_buf load(const char *rel)
 {
 	const char *base = getenv("CLOISTER_VECTORS");
 	char path[4096];
-	struct cl_buf b = { 0 };
+	struct cl_buf b = {0};
 
 	snprintf(path, sizeof(path), "%s/%s", base && *base ? base : "../shared/vectors", rel);
 	if (cl_read_file(path, 0, &b) != CL_OK) {
@@ -98,7 +98,8 @@ static int run_floor(void *arg)
 	for (int i = 0; i < f->n; i++) {
 		EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 		int ok = EVP_DigestVerifyInit(ctx, NULL, f->md, NULL, f->key[i]) == 1 &&
-			 EVP_DigestVerify(ctx, f->sig[i], f->siglen[i], f->msg[i], f->msglen[i]) == 1;
+			 EVP_DigestVerify(ctx, f->sig[i], f->siglen[i], f->msg[i], f->msglen[i]) ==
+				 1;
 
 		EVP_MD_CTX_free(ctx);
 		if (!ok)
@@ -127,9 +128,9 @@ static void report(const char *name, double ours, double floor_rate, const char 
 
 static void bench_snp(void)
 {
-	struct vcase c = { load("sev-snp/trustee/test-report.bin"), CL_VERIFY_OPTS_INIT };
+	struct vcase c = {load("sev-snp/trustee/test-report.bin"), CL_VERIFY_OPTS_INIT};
 	struct cl_buf vcek = load("sev-snp/trustee/test-vcek.der");
-	struct floor f = { .n = 1, .md = EVP_sha384() };
+	struct floor f = {.n = 1, .md = EVP_sha384()};
 	X509 *x = NULL;
 	uint8_t r[72], s[72];
 
@@ -167,8 +168,7 @@ static void bench_snp(void)
  * PEM certificate in the quote, the QE report sits right after the
  * signature, key and cert-data header.
  */
-static void dcap_floor(const struct cl_buf *q, size_t body_end, size_t sigdata_off,
-		       struct floor *f)
+static void dcap_floor(const struct cl_buf *q, size_t body_end, size_t sigdata_off, struct floor *f)
 {
 	const uint8_t *sd = q->data + sigdata_off;
 	const char *pem = memmem(q->data, q->len, "-----BEGIN CERTIFICATE-----", 27);
@@ -193,8 +193,8 @@ static void dcap_floor(const struct cl_buf *q, size_t body_end, size_t sigdata_o
 
 static void bench_dcap(const char *name, const char *quote, const char *coll, size_t body_end)
 {
-	struct vcase c = { load(quote), CL_VERIFY_OPTS_INIT };
-	struct floor f = { 0 };
+	struct vcase c = {load(quote), CL_VERIFY_OPTS_INIT};
+	struct floor f = {0};
 	char vpath[4096], label[64];
 	const char *base = getenv("CLOISTER_VECTORS");
 

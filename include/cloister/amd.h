@@ -20,10 +20,10 @@
 #define CL_AMD_CHIP_ID_LEN 64
 /* Turin and later identify a chip to KDS by the first 8 bytes of CHIP_ID. */
 #define CL_AMD_TURIN_HWID_LEN 8
-#define CL_AMD_KDS_DEFAULT "https://kdsintf.amd.com"
+#define CL_AMD_KDS_DEFAULT    "https://kdsintf.amd.com"
 /* Caps on KDS extension strings we keep. */
 #define CL_AMD_MAX_PRODUCT_NAME 32
-#define CL_AMD_MAX_CSP_ID 256
+#define CL_AMD_MAX_CSP_ID	256
 
 /*
  * The security patch levels in a TCB_VERSION. Milan and Genoa lay the eight
@@ -41,8 +41,7 @@ struct cl_amd_tcb {
 void cl_amd_tcb_decode(enum cl_amd_product p, uint64_t raw, struct cl_amd_tcb *out);
 
 /* Product from the CPUID family/model a v3+ report carries. */
-CL_MUST_USE int cl_amd_product_from_cpuid(uint8_t family, uint8_t model,
-					  enum cl_amd_product *out);
+CL_MUST_USE int cl_amd_product_from_cpuid(uint8_t family, uint8_t model, enum cl_amd_product *out);
 /* Product from a KDS product name ("Milan-B0", "Genoa", "Turin-B0"...). */
 CL_MUST_USE int cl_amd_product_from_name(const char *name, enum cl_amd_product *out);
 

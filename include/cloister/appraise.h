@@ -66,10 +66,10 @@ CL_MUST_USE int cl_tier_parse(const char *s, enum cl_tier *out);
 struct cl_refvalues;
 
 #define CL_MAX_REFVALUES_FILE ((size_t)4 << 20)
-#define CL_MAX_RV_PLATFORMS 64
-#define CL_MAX_RV_CLAIMS 256
-#define CL_MAX_RV_VALUES 16384
-#define CL_MAX_RV_STRING 1024
+#define CL_MAX_RV_PLATFORMS   64
+#define CL_MAX_RV_CLAIMS      256
+#define CL_MAX_RV_VALUES      16384
+#define CL_MAX_RV_STRING      1024
 
 CL_MUST_USE int cl_refvalues_parse(const char *json, size_t len, struct cl_refvalues **out);
 CL_MUST_USE int cl_refvalues_load(const char *path, struct cl_refvalues **out);
@@ -106,16 +106,16 @@ json_t *cl_refvalues_values(const struct cl_refvalues *rv, const char *platform,
  * CoMID reference triples become the same accepted values and minimums as a
  * JSON file, so the same policies apply. See docs/policy.md for the mapping.
  */
-#define CL_MAX_CORIM ((size_t)1 << 20)
-#define CL_MAX_CORIM_DEPTH 32
-#define CL_MAX_CORIM_ITEMS 65536
-#define CL_MAX_CORIM_TAGS 64
-#define CL_MAX_CORIM_TRIPLES 1024
+#define CL_MAX_CORIM		  ((size_t)1 << 20)
+#define CL_MAX_CORIM_DEPTH	  32
+#define CL_MAX_CORIM_ITEMS	  65536
+#define CL_MAX_CORIM_TAGS	  64
+#define CL_MAX_CORIM_TRIPLES	  1024
 #define CL_MAX_CORIM_MEASUREMENTS 256
-#define CL_MAX_CORIM_DIGESTS 16
-#define CL_MAX_CORIM_RAW 512
-#define CL_MAX_CORIM_TEXT 256
-#define CL_MAX_CORIM_KEY ((size_t)64 << 10)
+#define CL_MAX_CORIM_DIGESTS	  16
+#define CL_MAX_CORIM_RAW	  512
+#define CL_MAX_CORIM_TEXT	  256
+#define CL_MAX_CORIM_KEY	  ((size_t)64 << 10)
 
 struct cl_corim_opts {
 	const uint8_t *key; /* signer's public key or certificate (PEM); NULL: unsigned only */
@@ -146,10 +146,10 @@ CL_MUST_USE int cl_refvalues_load_any(const char *path, const struct cl_corim_op
  */
 struct cl_policy;
 
-#define CL_MAX_POLICY_TEXT ((size_t)256 << 10)
-#define CL_POLICY_MEM_LIMIT ((size_t)32 << 20)
+#define CL_MAX_POLICY_TEXT   ((size_t)256 << 10)
+#define CL_POLICY_MEM_LIMIT  ((size_t)32 << 20)
 #define CL_POLICY_INSN_LIMIT 20000000L
-#define CL_MAX_POLICY_ID 128
+#define CL_MAX_POLICY_ID     128
 
 /* id: the appraisal policy id to report; NULL = "sha256:<hex of text>". */
 CL_MUST_USE int cl_policy_load(const char *text, size_t len, const char *id,
@@ -169,12 +169,12 @@ struct cl_appraise_ctx {
 	const uint8_t *nonce; /* freshness nonce of the request, or NULL */
 	size_t nonce_len;
 	const uint8_t *report_data; /* expected REPORT_DATA (64 bytes), or NULL */
-	int64_t at;                 /* appraisal time; 0 = now */
+	int64_t at;		    /* appraisal time; 0 = now */
 };
 
 struct cl_appraisal {
 	int8_t vector[CL_TV_COUNT]; /* AR4SI claim values, 0 = no claim */
-	enum cl_tier status;        /* worst tier of the vector */
+	enum cl_tier status;	    /* worst tier of the vector */
 	char policy_id[CL_MAX_POLICY_ID];
 	json_t *reasons; /* owned array of strings: why claims were not affirming */
 };
@@ -199,8 +199,8 @@ enum cl_tier cl_vector_status(const int8_t vector[CL_TV_COUNT]);
 #define CL_EAR_PROFILE_LEGACY "tag:github.com,2023:veraison/ear"
 /* Annotated evidence: the verified claims, keyed by platform. */
 #define CL_EAR_ANNOTATED_EVIDENCE "ear_veraison_annotated_evidence"
-#define CL_MAX_EAR_TOKEN ((size_t)256 << 10)
-#define CL_MAX_JWKS ((size_t)64 << 10)
+#define CL_MAX_EAR_TOKEN	  ((size_t)256 << 10)
+#define CL_MAX_JWKS		  ((size_t)64 << 10)
 
 /* An EC signing key (P-256 → ES256, P-384 → ES384), held in secure memory. */
 struct cl_ear_key;
@@ -214,17 +214,17 @@ const char *cl_ear_key_alg(const struct cl_ear_key *k);
 json_t *cl_ear_key_jwks(const struct cl_ear_key *k);
 
 struct cl_ear_submod {
-	const char *name;                    /* "cpu0", "gpu0"... */
+	const char *name; /* "cpu0", "gpu0"... */
 	const struct cl_appraisal *appraisal;
-	const json_t *claims;                /* verified claims, or NULL */
+	const json_t *claims; /* verified claims, or NULL */
 };
 
 struct cl_ear_opts {
-	const char *verifier_build;     /* ear_verifier_id.build; NULL = "cloister" */
-	const uint8_t *nonce;           /* eat_nonce (8..64 bytes), or NULL */
+	const char *verifier_build; /* ear_verifier_id.build; NULL = "cloister" */
+	const uint8_t *nonce;	    /* eat_nonce (8..64 bytes), or NULL */
 	size_t nonce_len;
-	int64_t iat;                    /* 0 = now */
-	int64_t ttl;                    /* seconds; 0 = 300 */
+	int64_t iat; /* 0 = now */
+	int64_t ttl; /* seconds; 0 = 300 */
 };
 
 /* Sign an EAR over the submods. *jwt: compact JWS, caller frees. */

@@ -46,17 +46,20 @@ CL_MUST_USE int cl_attest_kind_parse(const char *s, enum cl_attest_kind *out);
  * named beside them, then the kernel's path.
  */
 struct cl_attest_config {
-	enum cl_attest_kind kind; /* AUTO: detect */
-	int devtee_fd;            /* $CLOISTER_DEVTEE_FD; -1 when unset */
-	const char *tsm_path;     /* $CLOISTER_TSM_PATH, /sys/kernel/config/tsm/report */
-	const char *tsm_entry;    /* $CLOISTER_TSM_ENTRY, "cloister.<pid>"; reused if present */
-	const char *sev_guest;    /* $CLOISTER_SEV_GUEST, /dev/sev-guest */
+	enum cl_attest_kind kind;     /* AUTO: detect */
+	int devtee_fd;		      /* $CLOISTER_DEVTEE_FD; -1 when unset */
+	const char *tsm_path;	      /* $CLOISTER_TSM_PATH, /sys/kernel/config/tsm/report */
+	const char *tsm_entry;	      /* $CLOISTER_TSM_ENTRY, "cloister.<pid>"; reused if present */
+	const char *sev_guest;	      /* $CLOISTER_SEV_GUEST, /dev/sev-guest */
 	const char *tdx_measurements; /* $CLOISTER_TDX_MEASUREMENTS,
 					 /sys/devices/virtual/misc/tdx_guest/measurements */
-	const char *gramine_path; /* $CLOISTER_GRAMINE_PATH, /dev/attestation */
+	const char *gramine_path;     /* $CLOISTER_GRAMINE_PATH, /dev/attestation */
 };
 
-#define CL_ATTEST_CONFIG_INIT { CL_ATTEST_AUTO, -1, NULL, NULL, NULL, NULL, NULL }
+#define CL_ATTEST_CONFIG_INIT                                                                      \
+	{                                                                                          \
+		CL_ATTEST_AUTO, -1, NULL, NULL, NULL, NULL, NULL                                   \
+	}
 
 struct cl_attester;
 
@@ -69,10 +72,10 @@ void cl_attest_close(struct cl_attester *a);
 enum cl_attest_kind cl_attest_kind(const struct cl_attester *a);
 
 struct cl_attest_evidence {
-	enum cl_format format; /* CL_FORMAT_AUTO when cloister cannot verify it (CCA) */
-	char provider[32];     /* e.g. "tsm/sev_guest", "devtee", "gramine/dcap" */
+	enum cl_format format;	/* CL_FORMAT_AUTO when cloister cannot verify it (CCA) */
+	char provider[32];	/* e.g. "tsm/sev_guest", "devtee", "gramine/dcap" */
 	struct cl_buf evidence; /* the native report or quote, as the hardware gave it */
-	struct cl_buf aux;      /* certificates or the event log, provider-specific; may be empty */
+	struct cl_buf aux;	/* certificates or the event log, provider-specific; may be empty */
 };
 
 /* Evidence over 64 bytes of report data. */

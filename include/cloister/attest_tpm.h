@@ -19,7 +19,7 @@
 #include "cloister/core.h"
 
 /* Where the firmware event log is read from when the TPM is the platform's. */
-#define CL_ATTEST_TPM_EVENT_LOG "/sys/kernel/security/tpm0/binary_bios_measurements"
+#define CL_ATTEST_TPM_EVENT_LOG	   "/sys/kernel/security/tpm0/binary_bios_measurements"
 #define CL_ATTEST_TPM_DEFAULT_PCRS "sha256:0-7"
 
 /*

@@ -20,23 +20,23 @@
 
 typedef enum {
 	CL_OK = 0,
-	CL_ERR_ARG = -1,         /* caller passed something invalid */
+	CL_ERR_ARG = -1, /* caller passed something invalid */
 	CL_ERR_NOMEM = -2,
-	CL_ERR_IO = -3,          /* file or device could not be read/written */
-	CL_ERR_TRUNCATED = -4,   /* input ends before a structure does */
-	CL_ERR_MALFORMED = -5,   /* input has the wrong shape or values */
+	CL_ERR_IO = -3,		 /* file or device could not be read/written */
+	CL_ERR_TRUNCATED = -4,	 /* input ends before a structure does */
+	CL_ERR_MALFORMED = -5,	 /* input has the wrong shape or values */
 	CL_ERR_UNSUPPORTED = -6, /* valid but not something we accept */
-	CL_ERR_SIGNATURE = -7,   /* a signature did not verify */
-	CL_ERR_CHAIN = -8,       /* certificate chain did not verify */
-	CL_ERR_REVOKED = -9,     /* a certificate is on a CRL */
-	CL_ERR_EXPIRED = -10,    /* outside a validity window */
-	CL_ERR_TCB = -11,        /* TCB values do not match or are not acceptable */
-	CL_ERR_POLICY = -12,     /* verification refused by a local rule (debug...) */
-	CL_ERR_MISMATCH = -13,   /* a bound value (report data, chip id...) differs */
+	CL_ERR_SIGNATURE = -7,	 /* a signature did not verify */
+	CL_ERR_CHAIN = -8,	 /* certificate chain did not verify */
+	CL_ERR_REVOKED = -9,	 /* a certificate is on a CRL */
+	CL_ERR_EXPIRED = -10,	 /* outside a validity window */
+	CL_ERR_TCB = -11,	 /* TCB values do not match or are not acceptable */
+	CL_ERR_POLICY = -12,	 /* verification refused by a local rule (debug...) */
+	CL_ERR_MISMATCH = -13,	 /* a bound value (report data, chip id...) differs */
 	CL_ERR_COLLATERAL = -14, /* endorsement material missing or unusable */
 	CL_ERR_NOT_FOUND = -15,
 	CL_ERR_NETWORK = -16,
-	CL_ERR_CRYPTO = -17,     /* OpenSSL failed for a reason that is not the input's */
+	CL_ERR_CRYPTO = -17, /* OpenSSL failed for a reason that is not the input's */
 	CL_ERR_INTERNAL = -18,
 } cl_err;
 
@@ -57,48 +57,48 @@ void cl_error_clear(void);
 /* Record a detail message (printf format) and return err. */
 int cl_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-#define CL_GUARD(x)                                                            \
-	do {                                                                   \
-		int cl_guard_rc_ = (x);                                        \
-		if (cl_guard_rc_ < 0)                                          \
-			return cl_guard_rc_;                                   \
+#define CL_GUARD(x)                                                                                \
+	do {                                                                                       \
+		int cl_guard_rc_ = (x);                                                            \
+		if (cl_guard_rc_ < 0)                                                              \
+			return cl_guard_rc_;                                                       \
 	} while (0)
 
-#define CL_ENSURE(cond, err)                                                   \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			return cl_fail((err), "%s", #cond);                    \
+#define CL_ENSURE(cond, err)                                                                       \
+	do {                                                                                       \
+		if (!(cond))                                                                       \
+			return cl_fail((err), "%s", #cond);                                        \
 	} while (0)
 
-#define CL_ENSURE_MSG(cond, err, ...)                                          \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			return cl_fail((err), __VA_ARGS__);                    \
+#define CL_ENSURE_MSG(cond, err, ...)                                                              \
+	do {                                                                                       \
+		if (!(cond))                                                                       \
+			return cl_fail((err), __VA_ARGS__);                                        \
 	} while (0)
 
 #define CL_BAIL(err, ...) return cl_fail((err), __VA_ARGS__)
 
 /* OpenSSL returns 1 on success; anything else becomes err. */
-#define CL_GUARD_OSSL(x, err)                                                  \
-	do {                                                                   \
-		if ((x) != 1)                                                  \
-			return cl_fail((err), "OpenSSL: %s", #x);              \
+#define CL_GUARD_OSSL(x, err)                                                                      \
+	do {                                                                                       \
+		if ((x) != 1)                                                                      \
+			return cl_fail((err), "OpenSSL: %s", #x);                                  \
 	} while (0)
 
 /* Variants for functions with an `out:` cleanup label and an `rc` variable. */
-#define CL_TRY(x)                                                              \
-	do {                                                                   \
-		rc = (x);                                                      \
-		if (rc < 0)                                                    \
-			goto out;                                              \
+#define CL_TRY(x)                                                                                  \
+	do {                                                                                       \
+		rc = (x);                                                                          \
+		if (rc < 0)                                                                        \
+			goto out;                                                                  \
 	} while (0)
 
-#define CL_CHECK(cond, err, ...)                                               \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			rc = cl_fail((err), __VA_ARGS__);                      \
-			goto out;                                              \
-		}                                                              \
+#define CL_CHECK(cond, err, ...)                                                                   \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			rc = cl_fail((err), __VA_ARGS__);                                          \
+			goto out;                                                                  \
+		}                                                                                  \
 	} while (0)
 
 /* ---------------------------------------------------------- bounded reader */
@@ -110,7 +110,7 @@ struct cl_reader {
 
 static inline struct cl_reader cl_reader_make(const void *p, size_t n)
 {
-	struct cl_reader r = { (const uint8_t *)p, n };
+	struct cl_reader r = {(const uint8_t *)p, n};
 	return r;
 }
 
@@ -181,8 +181,8 @@ CL_MUST_USE int cl_log_parse_level(const char *s, enum cl_log_level *out);
 void cl_log(enum cl_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define cl_log_error(...) cl_log(CL_LOG_ERROR, __VA_ARGS__)
-#define cl_log_warn(...) cl_log(CL_LOG_WARN, __VA_ARGS__)
-#define cl_log_info(...) cl_log(CL_LOG_INFO, __VA_ARGS__)
+#define cl_log_warn(...)  cl_log(CL_LOG_WARN, __VA_ARGS__)
+#define cl_log_info(...)  cl_log(CL_LOG_INFO, __VA_ARGS__)
 #define cl_log_debug(...) cl_log(CL_LOG_DEBUG, __VA_ARGS__)
 
 /* -------------------------------------------------------------------- time */

@@ -19,8 +19,8 @@ enum cl_hash { CL_SHA256 = 1, CL_SHA384 = 2, CL_SHA512 = 3 };
 #define CL_MAX_DIGEST 64
 /* Caps on endorsement material read from the wire or disk. */
 #define CL_MAX_CERT_CHAIN 8
-#define CL_MAX_CERT_DER (16 * 1024)
-#define CL_MAX_PEM_CHAIN (64 * 1024)
+#define CL_MAX_CERT_DER	  (16 * 1024)
+#define CL_MAX_PEM_CHAIN  (64 * 1024)
 
 size_t cl_hash_len(enum cl_hash h);
 const EVP_MD *cl_hash_md(enum cl_hash h);
@@ -61,7 +61,7 @@ CL_MUST_USE int cl_x509_from_der(const uint8_t *der, size_t n, X509 **out);
 /* Parse a DER certificate or the first PEM certificate. */
 CL_MUST_USE int cl_x509_from_any(const uint8_t *p, size_t n, X509 **out);
 /* Parse every PEM certificate in p (at most CL_MAX_CERT_CHAIN). */
-CL_MUST_USE int cl_x509_chain_from_pem(const uint8_t *p, size_t n, STACK_OF(X509) **out);
+CL_MUST_USE int cl_x509_chain_from_pem(const uint8_t *p, size_t n, STACK_OF(X509) * *out);
 /* Parse a CRL in DER or PEM. */
 CL_MUST_USE int cl_crl_from_any(const uint8_t *p, size_t n, X509_CRL **out);
 
@@ -80,8 +80,8 @@ CL_MUST_USE int cl_crl_check(X509_CRL *crl, X509 *issuer, int64_t at);
  * not be listed on it. The resulting chain length is stored in *depth when
  * non-NULL.
  */
-CL_MUST_USE int cl_x509_verify(X509 *leaf, STACK_OF(X509) *untrusted, STACK_OF(X509) *roots,
-			       STACK_OF(X509_CRL) *crls, int64_t at, int *depth);
+CL_MUST_USE int cl_x509_verify(X509 *leaf, STACK_OF(X509) * untrusted, STACK_OF(X509) * roots,
+			       STACK_OF(X509_CRL) * crls, int64_t at, int *depth);
 
 /*
  * The raw value of a (non-standard) extension as DER bytes of its

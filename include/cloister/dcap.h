@@ -18,13 +18,13 @@
 
 #include "cloister/core.h"
 
-#define CL_DCAP_HEADER_LEN 48
-#define CL_DCAP_SGX_BODY_LEN 384
+#define CL_DCAP_HEADER_LEN     48
+#define CL_DCAP_SGX_BODY_LEN   384
 #define CL_DCAP_TDX10_BODY_LEN 584
 #define CL_DCAP_TDX15_BODY_LEN 648
-#define CL_DCAP_QE_REPORT_LEN 384
-#define CL_DCAP_SIG_LEN 64
-#define CL_DCAP_KEY_LEN 64
+#define CL_DCAP_QE_REPORT_LEN  384
+#define CL_DCAP_SIG_LEN	       64
+#define CL_DCAP_KEY_LEN	       64
 
 /* Caps on the variable-length parts of a quote. */
 #define CL_DCAP_MAX_AUTH_DATA 4096
@@ -34,11 +34,11 @@
  * service filled, so zero bytes can follow the quote. Tolerated up to this
  * many, and only when every one is zero (they are not signed).
  */
-#define CL_DCAP_MAX_PADDING 8192
+#define CL_DCAP_MAX_PADDING	   8192
 
 #define CL_DCAP_ATT_KEY_ECDSA_P256 2
-#define CL_DCAP_TEE_SGX 0x00000000u
-#define CL_DCAP_TEE_TDX 0x00000081u
+#define CL_DCAP_TEE_SGX		   0x00000000u
+#define CL_DCAP_TEE_TDX		   0x00000081u
 
 /* Body types, as the v5 body descriptor names them. */
 enum cl_dcap_body_type {
@@ -103,7 +103,7 @@ struct cl_dcap_certdata {
 	const uint8_t *qe_report_sig; /* r || s, big-endian */
 	const uint8_t *qe_auth_data;
 	size_t qe_auth_len;
-	uint16_t cert_type; /* 1..5 */
+	uint16_t cert_type;	  /* 1..5 */
 	const uint8_t *cert_data; /* the PCK chain (PEM) when cert_type is 5 */
 	size_t cert_len;
 };
@@ -126,7 +126,7 @@ struct cl_dcap_quote {
 	size_t signed_len;
 	/* signature data */
 	const uint8_t *signature; /* r || s, big-endian */
-	const uint8_t *att_key;   /* x || y, big-endian P-256 point */
+	const uint8_t *att_key;	  /* x || y, big-endian P-256 point */
 	struct cl_dcap_certdata cert;
 };
 

@@ -35,15 +35,15 @@
 
 #include "cloister/core.h"
 
-#define CL_DEVTEE_MAGIC "CLDEVTEE"
-#define CL_DEVTEE_MAGIC_LEN 8
-#define CL_DEVTEE_VERSION 1u
-#define CL_DEVTEE_FLAG_DEBUG 0x1u
-#define CL_DEVTEE_HASH_LEN 48
-#define CL_DEVTEE_RTMRS 4
+#define CL_DEVTEE_MAGIC		  "CLDEVTEE"
+#define CL_DEVTEE_MAGIC_LEN	  8
+#define CL_DEVTEE_VERSION	  1u
+#define CL_DEVTEE_FLAG_DEBUG	  0x1u
+#define CL_DEVTEE_HASH_LEN	  48
+#define CL_DEVTEE_RTMRS		  4
 #define CL_DEVTEE_REPORT_DATA_LEN 64
-#define CL_DEVTEE_SIGNED_LEN 0x1a0
-#define CL_DEVTEE_REPORT_LEN 0x200
+#define CL_DEVTEE_SIGNED_LEN	  0x1a0
+#define CL_DEVTEE_REPORT_LEN	  0x200
 
 struct cl_devtee_report {
 	uint32_t version;
@@ -78,11 +78,11 @@ struct cl_devtee_launch {
 	char *const *argv; /* argv as the program receives it, argv[0] included */
 	size_t argc;
 	uint8_t host_data[CL_DEVTEE_HASH_LEN]; /* SHA-384 of init-data, or zero */
-	uint32_t flags;                        /* CL_DEVTEE_FLAG_* */
+	uint32_t flags;			       /* CL_DEVTEE_FLAG_* */
 };
 
-#define CL_DEVTEE_MAX_ARGS 4096
-#define CL_DEVTEE_MAX_PROGRAM ((size_t)512 << 20)
+#define CL_DEVTEE_MAX_ARGS	4096
+#define CL_DEVTEE_MAX_PROGRAM	((size_t)512 << 20)
 #define CL_DEVTEE_MAX_INIT_DATA ((size_t)1 << 20)
 
 /*
@@ -90,18 +90,21 @@ struct cl_devtee_launch {
  * bytes, argc and each argument with its length: unambiguous, so no two
  * launches share a measurement unless all of these are equal.
  */
-CL_MUST_USE int cl_devtee_measure(const struct cl_devtee_launch *l, uint8_t out[CL_DEVTEE_HASH_LEN]);
+CL_MUST_USE int cl_devtee_measure(const struct cl_devtee_launch *l,
+				  uint8_t out[CL_DEVTEE_HASH_LEN]);
 /* The runtime register extension: reg = SHA-384(reg || digest). */
-CL_MUST_USE int cl_devtee_extend(uint8_t reg[CL_DEVTEE_HASH_LEN], const uint8_t digest[CL_DEVTEE_HASH_LEN]);
+CL_MUST_USE int cl_devtee_extend(uint8_t reg[CL_DEVTEE_HASH_LEN],
+				 const uint8_t digest[CL_DEVTEE_HASH_LEN]);
 /*
  * The sealing key of a measurement: HKDF-SHA384(secret, salt = measurement,
  * info = "cloister devtee seal v1" 0x00 label), 32 bytes.
  */
 #define CL_DEVTEE_SEAL_KEY_LEN 32
-#define CL_DEVTEE_MAX_LABEL 64
+#define CL_DEVTEE_MAX_LABEL    64
 CL_MUST_USE int cl_devtee_seal_key(const uint8_t *secret, size_t secret_len,
-				   const uint8_t measurement[CL_DEVTEE_HASH_LEN], const uint8_t *label,
-				   size_t label_len, uint8_t out[CL_DEVTEE_SEAL_KEY_LEN]);
+				   const uint8_t measurement[CL_DEVTEE_HASH_LEN],
+				   const uint8_t *label, size_t label_len,
+				   uint8_t out[CL_DEVTEE_SEAL_KEY_LEN]);
 
 /* ----------------------------------------------------------------- protocol */
 
@@ -123,16 +126,16 @@ enum cl_devtee_op {
 	CL_DEVTEE_OP_EVENTLOG = 4,
 };
 
-#define CL_DEVTEE_MAX_MSG 65536
-#define CL_DEVTEE_MAX_EVENT 256
+#define CL_DEVTEE_MAX_MSG    65536
+#define CL_DEVTEE_MAX_EVENT  256
 #define CL_DEVTEE_MAX_EVENTS 128
-#define CL_DEVTEE_FD_ENV "CLOISTER_DEVTEE_FD"
+#define CL_DEVTEE_FD_ENV     "CLOISTER_DEVTEE_FD"
 
 struct cl_devtee_req {
 	uint16_t op;
 	uint8_t report_data[CL_DEVTEE_REPORT_DATA_LEN]; /* REPORT */
-	uint32_t index;                                 /* EXTEND */
-	uint8_t digest[CL_DEVTEE_HASH_LEN];             /* EXTEND */
+	uint32_t index;					/* EXTEND */
+	uint8_t digest[CL_DEVTEE_HASH_LEN];		/* EXTEND */
 	const uint8_t *data; /* SEAL_KEY label or EXTEND event; points into the message */
 	size_t data_len;
 };
@@ -171,7 +174,7 @@ CL_MUST_USE int cl_devtee_root_load(const char *dir, EVP_PKEY **key, X509 **cert
 CL_MUST_USE int cl_devtee_seal_secret_load(const char *dir, uint8_t out[32]);
 
 struct cl_devtee_opts {
-	const char *state_dir;      /* NULL: default */
+	const char *state_dir;	    /* NULL: default */
 	const char *init_data_path; /* NULL: none */
 	int debug;
 };

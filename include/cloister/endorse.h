@@ -38,7 +38,8 @@ X509 *cl_intel_root(void);
  * headers (raw "Name: value\r\n" lines) when it is not NULL. Non-2xx status
  * gives CL_ERR_NOT_FOUND (404) or CL_ERR_NETWORK.
  */
-CL_MUST_USE int cl_http_get(const char *url, size_t max, struct cl_buf *body, struct cl_buf *headers);
+CL_MUST_USE int cl_http_get(const char *url, size_t max, struct cl_buf *body,
+			    struct cl_buf *headers);
 /* Find a header (case-insensitive name) in raw headers; malloc'd value. */
 CL_MUST_USE int cl_http_header(const struct cl_buf *headers, const char *name, char **value);
 /* Percent-decode a string (PCS issuer chain headers); malloc'd. */
@@ -80,7 +81,7 @@ void cl_intel_collateral_free(struct cl_intel_collateral *c);
 CL_MUST_USE int cl_intel_collateral_verify(struct cl_intel_collateral *c, int64_t at);
 
 /* CRLs to check the PCK chain with (root CA CRL and PCK CRL); owned by c. */
-STACK_OF(X509_CRL) *cl_intel_collateral_crls(struct cl_intel_collateral *c);
+STACK_OF(X509_CRL) * cl_intel_collateral_crls(struct cl_intel_collateral *c);
 
 /* SGX extensions of a PCK certificate (OID 1.2.840.113741.1.13.1). */
 struct cl_intel_pck_info {
@@ -138,7 +139,8 @@ CL_MUST_USE int cl_intel_collateral_fetch_at(const char *pcs_url, const char *ca
 					     struct cl_intel_collateral **out);
 /* The same, with the cache judged at the current time. */
 CL_MUST_USE int cl_intel_collateral_fetch(const char *pcs_url, const char *cache_dir, int is_tdx,
-					  const uint8_t fmspc[6], const char *ca /* "platform" or "processor" */,
+					  const uint8_t fmspc[6],
+					  const char *ca /* "platform" or "processor" */,
 					  struct cl_intel_collateral **out);
 
 #endif

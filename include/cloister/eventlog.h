@@ -24,27 +24,27 @@
 #include "cloister/core.h"
 
 /* Caps on what a log may contain. */
-#define CL_EVLOG_MAX_BYTES ((size_t)16 << 20)
+#define CL_EVLOG_MAX_BYTES  ((size_t)16 << 20)
 #define CL_EVLOG_MAX_EVENTS 100000u
-#define CL_EVLOG_MAX_ALGS 8u /* digests per event and banks per log */
-#define CL_TPM_NUM_PCRS 24u
-#define CL_TPM_MAX_DIGEST 64u
+#define CL_EVLOG_MAX_ALGS   8u /* digests per event and banks per log */
+#define CL_TPM_NUM_PCRS	    24u
+#define CL_TPM_MAX_DIGEST   64u
 
 /* TPM_ALG_ID values of the hash algorithms we know. */
-#define CL_TPM_ALG_SHA1 0x0004
-#define CL_TPM_ALG_SHA256 0x000B
-#define CL_TPM_ALG_SHA384 0x000C
-#define CL_TPM_ALG_SHA512 0x000D
+#define CL_TPM_ALG_SHA1	   0x0004
+#define CL_TPM_ALG_SHA256  0x000B
+#define CL_TPM_ALG_SHA384  0x000C
+#define CL_TPM_ALG_SHA512  0x000D
 #define CL_TPM_ALG_SM3_256 0x0012
 
 /* Event types used by the claims (TCG PC Client PFP, section 10.4.1). */
-#define CL_EV_NO_ACTION 0x00000003u
-#define CL_EV_SEPARATOR 0x00000004u
-#define CL_EV_IPL 0x0000000Du
+#define CL_EV_NO_ACTION			 0x00000003u
+#define CL_EV_SEPARATOR			 0x00000004u
+#define CL_EV_IPL			 0x0000000Du
 #define CL_EV_EFI_VARIABLE_DRIVER_CONFIG 0x80000001u
-#define CL_EV_EFI_VARIABLE_BOOT 0x80000002u
-#define CL_EV_EFI_VARIABLE_BOOT2 0x8000000Cu
-#define CL_EV_EFI_VARIABLE_AUTHORITY 0x800000E0u
+#define CL_EV_EFI_VARIABLE_BOOT		 0x80000002u
+#define CL_EV_EFI_VARIABLE_BOOT2	 0x8000000Cu
+#define CL_EV_EFI_VARIABLE_AUTHORITY	 0x800000E0u
 
 /* Digest size of a hash algorithm, 0 if unknown. */
 size_t cl_tpm_alg_digest_len(uint16_t alg);
@@ -72,7 +72,7 @@ struct cl_evlog_event {
 
 struct cl_evlog {
 	int crypto_agile; /* 0: legacy SHA-1 log */
-	unsigned nalgs;   /* banks the log carries (the Spec ID event's list) */
+	unsigned nalgs;	  /* banks the log carries (the Spec ID event's list) */
 	uint16_t algs[CL_EVLOG_MAX_ALGS];
 	uint16_t alg_len[CL_EVLOG_MAX_ALGS];
 	/* Locality from a StartupLocality event (initial value of PCR 0). */
@@ -115,9 +115,8 @@ int cl_evlog_event_data_matches(const struct cl_evlog_event *e, uint16_t alg);
  * UEFI_VARIABLE_DATA of an EFI variable event: the variable's name (UTF-16
  * reduced to ASCII, '?' for anything else) and its data.
  */
-CL_MUST_USE int cl_evlog_efi_variable(const struct cl_evlog_event *e, uint8_t guid[16],
-				      char *name, size_t name_cap, const uint8_t **data,
-				      size_t *data_len);
+CL_MUST_USE int cl_evlog_efi_variable(const struct cl_evlog_event *e, uint8_t guid[16], char *name,
+				      size_t name_cap, const uint8_t **data, size_t *data_len);
 
 /*
  * Summary claims over the events whose PCR is set in `trusted` (a bitmask;

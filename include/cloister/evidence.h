@@ -34,7 +34,7 @@ CL_MUST_USE int cl_format_parse(const char *s, enum cl_format *out);
 enum cl_format cl_format_detect(const uint8_t *ev, size_t n);
 
 #define CL_REPORT_DATA_LEN 64
-#define CL_MAX_EVIDENCE (1u << 20)
+#define CL_MAX_EVIDENCE	   (1u << 20)
 
 struct cl_verify_opts {
 	enum cl_format format;
@@ -90,13 +90,16 @@ struct cl_verify_opts {
 	size_t tpm_nonce_len;
 };
 
-#define CL_VERIFY_OPTS_INIT { 0 }
+#define CL_VERIFY_OPTS_INIT                                                                        \
+	{                                                                                          \
+		0                                                                                  \
+	}
 
 struct cl_verify_result {
-	int status;            /* CL_OK when verified, else a cl_err */
+	int status;	       /* CL_OK when verified, else a cl_err */
 	enum cl_format format; /* what the evidence was parsed as */
 	char reason[512];      /* why it was rejected; "" when verified */
-	json_t *claims;        /* owned; NULL if the evidence did not parse */
+	json_t *claims;	       /* owned; NULL if the evidence did not parse */
 };
 
 /*

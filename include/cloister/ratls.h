@@ -40,8 +40,8 @@
 #include "cloister/evidence.h"
 
 #define CL_RATLS_OID_EVIDENCE "2.23.133.5.4.9"
-#define CL_RATLS_OID_CMW "1.3.6.1.5.5.7.1.35"
-#define CL_RATLS_OID_GRAMINE "1.2.840.113741.1337.6"
+#define CL_RATLS_OID_CMW      "1.3.6.1.5.5.7.1.35"
+#define CL_RATLS_OID_GRAMINE  "1.2.840.113741.1337.6"
 
 /*
  * CBOR tags of the evidence structure. 60000 is IANA's "Intel TEE quote"
@@ -49,8 +49,8 @@
  * the dev-TEE tag is cloister's own, unregistered ("CLDT").
  */
 #define CL_RATLS_TAG_INTEL_QUOTE UINT64_C(60000)
-#define CL_RATLS_TAG_SNP UINT64_C(0x1a7504)
-#define CL_RATLS_TAG_DEVTEE UINT64_C(0x434c4454)
+#define CL_RATLS_TAG_SNP	 UINT64_C(0x1a7504)
+#define CL_RATLS_TAG_DEVTEE	 UINT64_C(0x434c4454)
 
 /* Hash algorithm ids of the IANA "Named Information Hash Algorithm" registry. */
 #define CL_RATLS_HASH_SHA256 1
@@ -58,13 +58,13 @@
 #define CL_RATLS_HASH_SHA512 8
 
 /* Caps on what a certificate extension may carry. */
-#define CL_RATLS_MAX_EXT ((size_t)CL_MAX_EVIDENCE + 8192)
-#define CL_RATLS_MAX_CLAIMS 4096
+#define CL_RATLS_MAX_EXT	   ((size_t)CL_MAX_EVIDENCE + 8192)
+#define CL_RATLS_MAX_CLAIMS	   4096
 #define CL_RATLS_MAX_CLAIM_ENTRIES 16
-#define CL_RATLS_MAX_KEY 64
-#define CL_RATLS_MAX_NONCE 64
-#define CL_RATLS_MAX_CMW_RECORDS 8
-#define CL_RATLS_MAX_CMW_TYPE 128
+#define CL_RATLS_MAX_KEY	   64
+#define CL_RATLS_MAX_NONCE	   64
+#define CL_RATLS_MAX_CMW_RECORDS   8
+#define CL_RATLS_MAX_CMW_TYPE	   128
 
 /* --------------------------------------------------------- wire formats */
 
@@ -108,7 +108,7 @@ CL_MUST_USE int cl_ratls_format_of(uint64_t tag, enum cl_format *f);
 struct cl_ratls_cmw_record {
 	char label[CL_RATLS_MAX_KEY + 1];
 	char type[CL_RATLS_MAX_CMW_TYPE + 1]; /* media type, or "" with cf set */
-	uint64_t cf;                         /* CoAP content-format when type is "" */
+	uint64_t cf;			      /* CoAP content-format when type is "" */
 	const uint8_t *value;
 	size_t value_len;
 	uint64_t ind; /* conceptual-message indicator; 0 when absent */
@@ -142,11 +142,11 @@ int cl_ratls_attester_fn(void *arg, const uint8_t report_data[CL_REPORT_DATA_LEN
 struct cl_ratls_issue_opts {
 	cl_ratls_attest_fn attest;
 	void *attest_arg;
-	enum cl_hash hash;        /* 0: SHA-384 */
-	int64_t now;              /* 0: the clock */
-	int64_t ttl;              /* certificate lifetime in seconds; 0: 3600 */
-	const char *common_name;  /* NULL: "cloister attested TLS" */
-	const char *const *dns;   /* subjectAltName DNS names, NULL-terminated; may be NULL */
+	enum cl_hash hash;	 /* 0: SHA-384 */
+	int64_t now;		 /* 0: the clock */
+	int64_t ttl;		 /* certificate lifetime in seconds; 0: 3600 */
+	const char *common_name; /* NULL: "cloister attested TLS" */
+	const char *const *dns;	 /* subjectAltName DNS names, NULL-terminated; may be NULL */
 	/* Extra CMW records (GPU evidence...) to carry beside "cpu0". */
 	const struct cl_ratls_cmw_record *extra;
 	size_t n_extra;
@@ -162,18 +162,17 @@ CL_MUST_USE int cl_ratls_issue(const struct cl_ratls_issue_opts *o, EVP_PKEY **k
  * the claims, for the attestation endpoint. out: the tagged CBOR.
  */
 CL_MUST_USE int cl_ratls_fresh_evidence(const struct cl_ratls_issue_opts *o, X509 *cert,
-					const uint8_t *nonce, size_t nonce_len,
-					struct cl_buf *out);
+					const uint8_t *nonce, size_t nonce_len, struct cl_buf *out);
 
 /* -------------------------------------------------------------- verifying */
 
 struct cl_ratls_verifier_opts {
-	struct cl_verify_opts verify; /* copied; what it points to must outlive the verifier */
-	const struct cl_policy *policy;  /* NULL: the default policy */
-	const struct cl_refvalues *rv;   /* may be NULL */
-	int allow_warning;               /* accept the "warning" tier, not only "affirming" */
-	int64_t cache_ttl;               /* seconds a verdict is reused at most; 0: 3600; <0: never */
-	size_t cache_max;                /* entries; 0: 256 */
+	struct cl_verify_opts verify;	/* copied; what it points to must outlive the verifier */
+	const struct cl_policy *policy; /* NULL: the default policy */
+	const struct cl_refvalues *rv;	/* may be NULL */
+	int allow_warning;		/* accept the "warning" tier, not only "affirming" */
+	int64_t cache_ttl; /* seconds a verdict is reused at most; 0: 3600; <0: never */
+	size_t cache_max;  /* entries; 0: 256 */
 };
 
 struct cl_ratls_verifier;
@@ -184,8 +183,8 @@ struct cl_ratls_result {
 	enum cl_format format;
 	enum cl_tier tier;
 	const char *source; /* extension the evidence came from: "ccc", "gramine" */
-	int cached;         /* the verdict came from the cache */
-	json_t *claims;     /* owned; NULL when cached or unparsed */
+	int cached;	    /* the verdict came from the cache */
+	json_t *claims;	    /* owned; NULL when cached or unparsed */
 };
 
 CL_MUST_USE int cl_ratls_verifier_new(const struct cl_ratls_verifier_opts *o,
@@ -201,9 +200,8 @@ size_t cl_ratls_verifier_cached(struct cl_ratls_verifier *v);
  * the CMW collection's CPU record (must be the same evidence), and the
  * appraisal. A nonce, when given, must be in the claims (no cache then).
  */
-CL_MUST_USE int cl_ratls_verify_cert(struct cl_ratls_verifier *v, X509 *cert,
-				     const uint8_t *nonce, size_t nonce_len,
-				     struct cl_ratls_result *res);
+CL_MUST_USE int cl_ratls_verify_cert(struct cl_ratls_verifier *v, X509 *cert, const uint8_t *nonce,
+				     size_t nonce_len, struct cl_ratls_result *res);
 /* Verify a CCC structure from the attestation endpoint for key with nonce. */
 CL_MUST_USE int cl_ratls_verify_fresh(struct cl_ratls_verifier *v, const uint8_t *p, size_t n,
 				      EVP_PKEY *key, const uint8_t *nonce, size_t nonce_len,
@@ -221,11 +219,11 @@ const char *cl_ratls_ssl_reason(const SSL *ssl);
 /* ----------------------------------------------------------------- proxies */
 
 enum cl_ratls_mode {
-	CL_RATLS_SERVE,   /* attested TLS in, plaintext to the upstream */
+	CL_RATLS_SERVE,	  /* attested TLS in, plaintext to the upstream */
 	CL_RATLS_CONNECT, /* plaintext in, attested TLS to the server */
 };
 
-#define CL_RATLS_WATERMARK ((size_t)1 << 20)
+#define CL_RATLS_WATERMARK  ((size_t)1 << 20)
 #define CL_RATLS_FRESH_PATH "/.well-known/cloister/attestation"
 
 struct cl_ratls_proxy_opts {
@@ -255,7 +253,8 @@ struct cl_ratls_proxy_opts {
 struct cl_ratls_proxy;
 
 /* Bind, resolve the target and (serve) issue the first certificate. */
-CL_MUST_USE int cl_ratls_proxy_new(const struct cl_ratls_proxy_opts *o, struct cl_ratls_proxy **out);
+CL_MUST_USE int cl_ratls_proxy_new(const struct cl_ratls_proxy_opts *o,
+				   struct cl_ratls_proxy **out);
 /* The bound address "HOST:PORT". */
 const char *cl_ratls_proxy_addr(const struct cl_ratls_proxy *p);
 /*

@@ -17,12 +17,12 @@
 /* The signature covers every byte before it. */
 #define CL_SNP_SIGNED_SIZE 0x2A0
 /* ECDSA P-384: r and s are 72-byte little-endian fields; only 48 bytes are used. */
-#define CL_SNP_SIG_COMPONENT 72
-#define CL_SNP_P384_LEN 48
+#define CL_SNP_SIG_COMPONENT		  72
+#define CL_SNP_P384_LEN			  48
 
 #define CL_SNP_SIG_ALGO_ECDSA_P384_SHA384 1
-#define CL_SNP_POLICY_DEBUG (UINT64_C(1) << 19)
-#define CL_SNP_POLICY_RESERVED_ONE (UINT64_C(1) << 17)
+#define CL_SNP_POLICY_DEBUG		  (UINT64_C(1) << 19)
+#define CL_SNP_POLICY_RESERVED_ONE	  (UINT64_C(1) << 17)
 
 enum cl_snp_signer { CL_SNP_SIGNER_VCEK = 0, CL_SNP_SIGNER_VLEK = 1 };
 

@@ -30,8 +30,8 @@
 
 /* Caps on the envelope's parts. */
 #define CL_TPM_MAX_QUOTE 4096
-#define CL_TPM_MAX_SIG 2048
-#define CL_TPM_MAX_AK 4096
+#define CL_TPM_MAX_SIG	 2048
+#define CL_TPM_MAX_AK	 4096
 #define CL_TPM_MAX_NONCE 64 /* sizeof(TPMU_HA): the most a TPM2B_DATA holds */
 
 /* PCR values supplied beside a quote, per bank. */
@@ -46,8 +46,8 @@ struct cl_tpm_pcrs {
 };
 
 /* Set PCR idx of bank alg (adding the bank); the value must have the bank's size. */
-CL_MUST_USE int cl_tpm_pcrs_set(struct cl_tpm_pcrs *p, uint16_t alg, unsigned idx,
-				const uint8_t *v, size_t len);
+CL_MUST_USE int cl_tpm_pcrs_set(struct cl_tpm_pcrs *p, uint16_t alg, unsigned idx, const uint8_t *v,
+				size_t len);
 /* The value of PCR idx in bank alg, or NULL. */
 const uint8_t *cl_tpm_pcrs_get(const struct cl_tpm_pcrs *p, uint16_t alg, unsigned idx);
 
@@ -94,8 +94,8 @@ CL_MUST_USE int cl_tpm_ak_parse(const uint8_t *p, size_t n, EVP_PKEY **out, int 
  * ECDSA, with SHA-1 (still what some vTPMs sign with), SHA-256, SHA-384 or
  * SHA-512.
  */
-CL_MUST_USE int cl_tpm_signature_verify(EVP_PKEY *ak, const TPMT_SIGNATURE *sig,
-					const uint8_t *msg, size_t n);
+CL_MUST_USE int cl_tpm_signature_verify(EVP_PKEY *ak, const TPMT_SIGNATURE *sig, const uint8_t *msg,
+					size_t n);
 
 /*
  * The quote's PCR digest over values, hashed with alg (the signing scheme's

@@ -4,8 +4,8 @@
 #include "cloister/appraise.h"
 
 static const char *const tv_names[CL_TV_COUNT] = {
-	"instance-identity", "configuration",  "executables",    "file-system",
-	"hardware",          "runtime-opaque", "storage-opaque", "sourced-data",
+	"instance-identity", "configuration",  "executables",	 "file-system",
+	"hardware",	     "runtime-opaque", "storage-opaque", "sourced-data",
 };
 
 const char *cl_tv_claim_name(int claim)
@@ -65,8 +65,8 @@ const char *cl_tier_name(enum cl_tier t)
 
 int cl_tier_parse(const char *s, enum cl_tier *out)
 {
-	static const enum cl_tier all[] = { CL_TIER_NONE, CL_TIER_AFFIRMING, CL_TIER_WARNING,
-					    CL_TIER_CONTRAINDICATED };
+	static const enum cl_tier all[] = {CL_TIER_NONE, CL_TIER_AFFIRMING, CL_TIER_WARNING,
+					   CL_TIER_CONTRAINDICATED};
 
 	for (size_t i = 0; s && i < sizeof(all) / sizeof(all[0]); i++) {
 		if (strcmp(s, cl_tier_name(all[i])) == 0) {

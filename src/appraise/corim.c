@@ -40,14 +40,14 @@ enum { COSE_ALG_ES256 = -7, COSE_ALG_ES384 = -35 };
 
 #define MAX_COSE_HEADER 4096
 #define MAX_COSE_LABELS 16
-#define MAX_CLAIM_NAME 64
+#define MAX_CLAIM_NAME	64
 /* 9999-12-31T23:59:59Z: the last instant RFC 3339 can write. */
 #define MAX_EPOCH INT64_C(253402300799)
 
 static int cbor_parse(const uint8_t *p, size_t n, cbor_item_t **out)
 {
-	static const struct cl_cbor_caps caps = { "CoRIM", CL_MAX_CORIM_DEPTH, CL_MAX_CORIM_ITEMS,
-						  0 };
+	static const struct cl_cbor_caps caps = {"CoRIM", CL_MAX_CORIM_DEPTH, CL_MAX_CORIM_ITEMS,
+						 0};
 
 	return cl_cbor_load(p, n, &caps, out);
 }
@@ -84,7 +84,8 @@ static int want_int(const cbor_item_t *it, int64_t *v, const char *what)
 	CL_ENSURE_MSG(cbor_isa_uint(it) || cbor_isa_negint(it), CL_ERR_MALFORMED,
 		      "CoRIM: %s is not an integer", what);
 	u = cbor_get_int(it);
-	CL_ENSURE_MSG(u <= (uint64_t)INT64_MAX, CL_ERR_MALFORMED, "CoRIM: %s is out of range", what);
+	CL_ENSURE_MSG(u <= (uint64_t)INT64_MAX, CL_ERR_MALFORMED, "CoRIM: %s is out of range",
+		      what);
 	*v = cbor_isa_uint(it) ? (int64_t)u : -1 - (int64_t)u;
 	return CL_OK;
 }
@@ -158,8 +159,8 @@ static int map_fields(const cbor_item_t *m, const char *what, uint64_t allowed, 
 		k = cbor_get_int(pr[i].key);
 		CL_ENSURE_MSG(k < 64 && (allowed >> k) & 1, CL_ERR_MALFORMED,
 			      "CoRIM: %s has unknown key %llu", what, (unsigned long long)k);
-		CL_ENSURE_MSG(!((seen >> k) & 1), CL_ERR_MALFORMED, "CoRIM: %s repeats key %llu", what,
-			      (unsigned long long)k);
+		CL_ENSURE_MSG(!((seen >> k) & 1), CL_ERR_MALFORMED, "CoRIM: %s repeats key %llu",
+			      what, (unsigned long long)k);
 		seen |= UINT64_C(1) << k;
 		vals[k] = pr[i].value;
 	}
@@ -197,8 +198,8 @@ static int platform_obj(struct corim_ctx *c, const char *platform, json_t **plat
 	*plat = json_object_get(c->doc, platform);
 	if (!*plat) {
 		*plat = json_object();
-		CL_ENSURE_MSG(*plat && json_object_set_new(c->doc, platform, *plat) == 0, CL_ERR_NOMEM,
-			      "out of memory");
+		CL_ENSURE_MSG(*plat && json_object_set_new(c->doc, platform, *plat) == 0,
+			      CL_ERR_NOMEM, "out of memory");
 	}
 	return CL_OK;
 }
@@ -224,8 +225,8 @@ static int add_value(struct corim_ctx *c, const char *platform, const char *clai
 	e = json_pack("{s:O}", "value", value);
 	CL_CHECK(e, CL_ERR_NOMEM, "out of memory");
 	if (c->has_expires)
-		CL_CHECK(json_object_set_new(e, "expires", json_string(c->expires)) == 0, CL_ERR_NOMEM,
-			 "out of memory");
+		CL_CHECK(json_object_set_new(e, "expires", json_string(c->expires)) == 0,
+			 CL_ERR_NOMEM, "out of memory");
 	CL_CHECK(json_array_append_new(list, e) == 0, CL_ERR_NOMEM, "out of memory");
 	e = NULL;
 out:
@@ -258,10 +259,10 @@ static int add_min(struct corim_ctx *c, const char *platform, const char *claim,
 static const struct {
 	const char *vendor, *model, *platform, *svn_claim;
 } platforms[] = {
-	{ "AMD", "SEV-SNP", "snp", "guest_svn" },
-	{ "Intel", "TDX", "tdx", NULL },
-	{ "Intel", "SGX", "sgx", "isv_svn" },
-	{ "cloister", "devtee", "devtee", NULL },
+	{"AMD", "SEV-SNP", "snp", "guest_svn"},
+	{"Intel", "TDX", "tdx", NULL},
+	{"Intel", "SGX", "sgx", "isv_svn"},
+	{"cloister", "devtee", "devtee", NULL},
 };
 
 #define N_PLATFORMS (sizeof(platforms) / sizeof(platforms[0]))
@@ -293,7 +294,8 @@ static int parse_environment(const cbor_item_t *env, int *idx)
 		else if ((id = untag(cl[0], TAG_INT)))
 			CL_GUARD(want_int(id, &i64, "class-id"));
 		else
-			CL_BAIL(CL_ERR_MALFORMED, "CoRIM: class-id is not a tagged OID, UUID or integer");
+			CL_BAIL(CL_ERR_MALFORMED,
+				"CoRIM: class-id is not a tagged OID, UUID or integer");
 	}
 	if (cl[1])
 		CL_GUARD(want_text(cl[1], CL_MAX_CORIM_TEXT, &p, &n, "class vendor"));
@@ -309,7 +311,8 @@ static int parse_environment(const cbor_item_t *env, int *idx)
 		if (text_is(cl[1], platforms[k].vendor) && text_is(cl[2], platforms[k].model))
 			*idx = (int)k;
 	if (*idx < 0)
-		cl_log_debug("CoRIM: skipping a triple for an environment cloister does not verify");
+		cl_log_debug(
+			"CoRIM: skipping a triple for an environment cloister does not verify");
 	return CL_OK;
 }
 
@@ -328,9 +331,10 @@ static int claim_name(const cbor_item_t *mkey, char out[MAX_CLAIM_NAME + 1], int
 		CL_GUARD(want_text(mkey, MAX_CLAIM_NAME, &s, &n, "mkey"));
 		CL_ENSURE_MSG(n > 0, CL_ERR_MALFORMED, "CoRIM: empty mkey");
 		for (size_t i = 0; i < n; i++)
-			CL_ENSURE_MSG((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
-					      s[i] == '_',
-				      CL_ERR_MALFORMED, "CoRIM: mkey is not a claim name ([a-z0-9_])");
+			CL_ENSURE_MSG((s[i] >= 'a' && s[i] <= 'z') ||
+					      (s[i] >= '0' && s[i] <= '9') || s[i] == '_',
+				      CL_ERR_MALFORMED,
+				      "CoRIM: mkey is not a claim name ([a-z0-9_])");
 		memcpy(out, s, n);
 		out[n] = 0;
 		return CL_OK;
@@ -418,7 +422,8 @@ static int parse_measurement(struct corim_ctx *c, int plat, const cbor_item_t *m
 	if (v[4]) {
 		CL_ENSURE_MSG(untag(v[4], TAG_RAW), CL_ERR_MALFORMED,
 			      "CoRIM: raw-value is not tagged 560");
-		CL_GUARD(want_bytes(untag(v[4], TAG_RAW), 1, CL_MAX_CORIM_RAW, &p, &n, "raw-value"));
+		CL_GUARD(
+			want_bytes(untag(v[4], TAG_RAW), 1, CL_MAX_CORIM_RAW, &p, &n, "raw-value"));
 	}
 	CL_ENSURE_MSG(!v[5], CL_ERR_UNSUPPORTED, "CoRIM: raw-value-mask is not supported");
 	if (v[8])
@@ -427,7 +432,8 @@ static int parse_measurement(struct corim_ctx *c, int plat, const cbor_item_t *m
 		CL_GUARD(want_text(v[11], CL_MAX_CORIM_TEXT, &p, &n, "name"));
 	for (int k = 6; k <= 10; k++)
 		if (v[k] && k != 8)
-			CL_ENSURE_MSG(cbor_isa_bytestring(v[k]) || cbor_isa_tag(v[k]), CL_ERR_MALFORMED,
+			CL_ENSURE_MSG(cbor_isa_bytestring(v[k]) || cbor_isa_tag(v[k]),
+				      CL_ERR_MALFORMED,
 				      "CoRIM: measurement value %d has the wrong type", k);
 
 	if (!pname || !usable)
@@ -440,8 +446,9 @@ static int parse_measurement(struct corim_ctx *c, int plat, const cbor_item_t *m
 	claim = named[0] ? named : "measurement";
 	if (v[2])
 		for (size_t i = 0; i < cbor_array_size(v[2]); i++)
-			CL_GUARD(add_value(c, pname, claim,
-					   hex_value(cbor_array_handle(cbor_array_handle(v[2])[i])[1])));
+			CL_GUARD(add_value(
+				c, pname, claim,
+				hex_value(cbor_array_handle(cbor_array_handle(v[2])[i])[1])));
 	if (v[4])
 		CL_GUARD(add_value(c, pname, claim, hex_value(untag(v[4], TAG_RAW))));
 	if (v[1]) {
@@ -580,7 +587,8 @@ static int parse_corim_map(struct corim_ctx *c, const cbor_item_t *m, int64_t at
 		cbor_item_t *comid = NULL;
 		int rc = CL_OK;
 
-		CL_ENSURE_MSG(cbor_isa_tag(t), CL_ERR_MALFORMED, "CoRIM: tags[%zu] is not tagged", i);
+		CL_ENSURE_MSG(cbor_isa_tag(t), CL_ERR_MALFORMED, "CoRIM: tags[%zu] is not tagged",
+			      i);
 		in = untag(t, cbor_tag_value(t));
 		CL_GUARD(want_bytes(in, 1, CL_MAX_CORIM, &p, &n, "tag"));
 		if (cbor_tag_value(t) != TAG_COMID) {
@@ -626,7 +634,7 @@ static int load_key(const uint8_t *pem, size_t n, EVP_PKEY **out)
 
 static int key_curve_is(EVP_PKEY *k, const char *curve)
 {
-	char name[64] = { 0 };
+	char name[64] = {0};
 	size_t len = 0;
 
 	if (EVP_PKEY_get_group_name(k, name, sizeof(name), &len) != 1)
@@ -659,7 +667,8 @@ static int cose_labels_unique(const cbor_item_t *m)
 					      cbor_string_length(k)) == 0;
 			else
 				same = cbor_get_int(k) == cbor_get_int(o);
-			CL_ENSURE_MSG(!same, CL_ERR_MALFORMED, "CoRIM: COSE header repeats a label");
+			CL_ENSURE_MSG(!same, CL_ERR_MALFORMED,
+				      "CoRIM: COSE header repeats a label");
 		}
 	}
 	return CL_OK;
@@ -687,12 +696,14 @@ static int parse_protected(const uint8_t *p, size_t n, int64_t *alg)
 		switch (label) {
 		case 1:
 			CL_TRY(want_int(pr[i].value, alg, "COSE alg"));
-			CL_CHECK(*alg == COSE_ALG_ES256 || *alg == COSE_ALG_ES384, CL_ERR_UNSUPPORTED,
+			CL_CHECK(*alg == COSE_ALG_ES256 || *alg == COSE_ALG_ES384,
+				 CL_ERR_UNSUPPORTED,
 				 "CoRIM: COSE algorithm %lld is not accepted (ES256, ES384)",
 				 (long long)*alg);
 			break;
 		case 2:
-			CL_CHECK(0, CL_ERR_UNSUPPORTED, "CoRIM: critical COSE headers are not supported");
+			CL_CHECK(0, CL_ERR_UNSUPPORTED,
+				 "CoRIM: critical COSE headers are not supported");
 			break;
 		case 3:
 			CL_CHECK(text_is(pr[i].value, "application/rim+cbor") ||
@@ -718,7 +729,7 @@ static int sig_structure(const cbor_item_t *prot, const cbor_item_t *payload, ui
 			 size_t *len)
 {
 	static const uint8_t none[1];
-	cbor_item_t *a = cbor_new_definite_array(4), *x[4] = { NULL };
+	cbor_item_t *a = cbor_new_definite_array(4), *x[4] = {NULL};
 	size_t cap = 0;
 	int ok = a != NULL;
 
@@ -777,9 +788,10 @@ static int verify_sign1(const cbor_item_t *s, const struct cl_corim_opts *o,
 		 CL_ERR_SIGNATURE, "CoRIM: the key's curve does not match %s",
 		 alg == COSE_ALG_ES256 ? "ES256" : "ES384");
 	CL_TRY(sig_structure(prot, *payload, &tbs, &tbs_len));
-	rc = cl_ecdsa_verify_raw(key, alg == COSE_ALG_ES256 ? CL_SHA256 : CL_SHA384, tbs, tbs_len, sp,
-				 sp + half, half);
-	CL_CHECK(rc == CL_OK, CL_ERR_SIGNATURE, "CoRIM signature does not verify under the given key");
+	rc = cl_ecdsa_verify_raw(key, alg == COSE_ALG_ES256 ? CL_SHA256 : CL_SHA384, tbs, tbs_len,
+				 sp, sp + half, half);
+	CL_CHECK(rc == CL_OK, CL_ERR_SIGNATURE,
+		 "CoRIM signature does not verify under the given key");
 out:
 	free(tbs);
 	EVP_PKEY_free(key);
@@ -808,7 +820,7 @@ static int parse_unsigned(struct corim_ctx *c, const cbor_item_t *root, int64_t 
 int cl_corim_parse(const uint8_t *p, size_t n, const struct cl_corim_opts *o,
 		   struct cl_refvalues **out)
 {
-	struct corim_ctx c = { 0 };
+	struct corim_ctx c = {0};
 	cbor_item_t *root = NULL, *inner = NULL;
 	const cbor_item_t *s = NULL, *payload = NULL;
 	int64_t at = o && o->at ? o->at : (int64_t)time(NULL);
@@ -861,7 +873,7 @@ out:
 int cl_refvalues_load_any(const char *path, const struct cl_corim_opts *o,
 			  struct cl_refvalues **out)
 {
-	struct cl_buf b = { 0 };
+	struct cl_buf b = {0};
 	int rc = CL_OK;
 
 	*out = NULL;

@@ -68,7 +68,8 @@ int cl_ear_key_from_pem(const uint8_t *pem, size_t len, struct cl_ear_key **out)
 	int rc = CL_OK;
 
 	*out = NULL;
-	CL_CHECK(len <= 64 * 1024 && len <= (size_t)INT32_MAX, CL_ERR_MALFORMED, "signing key too large");
+	CL_CHECK(len <= 64 * 1024 && len <= (size_t)INT32_MAX, CL_ERR_MALFORMED,
+		 "signing key too large");
 	bio = BIO_new_mem_buf(pem, (int)len);
 	CL_CHECK(bio, CL_ERR_NOMEM, "out of memory");
 	pk = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
@@ -92,7 +93,8 @@ int cl_ear_key_from_pem(const uint8_t *pem, size_t len, struct cl_ear_key **out)
 	CL_CHECK(k->jwk && json_object_get(k->jwk, "d"), CL_ERR_CRYPTO,
 		 "cannot convert the signing key to a JWK");
 	k->pub = json_deep_copy(k->jwk);
-	CL_CHECK(k->pub && jose_jwk_pub(NULL, k->pub), CL_ERR_CRYPTO, "cannot derive the public JWK");
+	CL_CHECK(k->pub && jose_jwk_pub(NULL, k->pub), CL_ERR_CRYPTO,
+		 "cannot derive the public JWK");
 	kid = jose_jwk_thp(NULL, k->pub, "S256");
 	CL_CHECK(kid, CL_ERR_CRYPTO, "cannot compute the key thumbprint");
 	CL_CHECK(json_object_set_new(k->pub, "alg", json_string(k->alg)) == 0 &&
@@ -115,7 +117,7 @@ out:
 
 int cl_ear_key_load(const char *path, struct cl_ear_key **out)
 {
-	struct cl_buf b = { 0 };
+	struct cl_buf b = {0};
 	int rc = CL_OK;
 
 	*out = NULL;
@@ -161,7 +163,8 @@ static json_t *appraisal_json(const struct cl_ear_submod *sm)
 		const char *plat = json_string_value(json_object_get(sm->claims, "platform"));
 
 		if (json_object_set_new(o, CL_EAR_ANNOTATED_EVIDENCE,
-					json_pack("{s:O}", plat ? plat : "unknown", sm->claims)) != 0)
+					json_pack("{s:O}", plat ? plat : "unknown", sm->claims)) !=
+		    0)
 			goto fail;
 	}
 	if (a->reasons && json_array_size(a->reasons) > 0 &&
@@ -187,12 +190,14 @@ static char *es_sign(const struct cl_ear_key *k, const char *input, size_t n)
 	char *out = NULL;
 
 	if (!c ||
-	    EVP_DigestSignInit(c, NULL, k->half == 32 ? EVP_sha256() : EVP_sha384(), NULL, k->pk) != 1 ||
+	    EVP_DigestSignInit(c, NULL, k->half == 32 ? EVP_sha256() : EVP_sha384(), NULL, k->pk) !=
+		    1 ||
 	    EVP_DigestSign(c, der, &dl, (const uint8_t *)input, n) != 1 ||
 	    !(es = d2i_ECDSA_SIG(NULL, &p, (long)dl)))
 		goto done;
 	ECDSA_SIG_get0(es, &r, &s);
-	if (BN_bn2binpad(r, raw, (int)k->half) < 0 || BN_bn2binpad(s, raw + k->half, (int)k->half) < 0)
+	if (BN_bn2binpad(r, raw, (int)k->half) < 0 ||
+	    BN_bn2binpad(s, raw + k->half, (int)k->half) < 0)
 		goto done;
 	out = cl_base64url_encode(raw, 2 * k->half);
 done:
@@ -204,9 +209,10 @@ done:
 int cl_ear_sign(const struct cl_ear_key *key, const struct cl_ear_submod *subs, size_t n,
 		const struct cl_ear_opts *o, char **jwt)
 {
-	static const struct cl_ear_opts defaults = { 0 };
+	static const struct cl_ear_opts defaults = {0};
 	json_t *payload = NULL, *submods = NULL, *sm = NULL, *hdr = NULL;
-	char *body = NULL, *nonce = NULL, *out = NULL, *hdr_s = NULL, *prot = NULL, *pl = NULL, *sg = NULL;
+	char *body = NULL, *nonce = NULL, *out = NULL, *hdr_s = NULL, *prot = NULL, *pl = NULL,
+	     *sg = NULL;
 	size_t plen = 0;
 	enum cl_tier worst = CL_TIER_NONE;
 	int64_t iat = 0;
@@ -222,7 +228,8 @@ int cl_ear_sign(const struct cl_ear_key *key, const struct cl_ear_submod *subs, 
 	submods = json_object();
 	CL_CHECK(submods, CL_ERR_NOMEM, "out of memory");
 	for (size_t i = 0; i < n; i++) {
-		CL_CHECK(subs[i].name && subs[i].appraisal, CL_ERR_ARG, "EAR submod without a name");
+		CL_CHECK(subs[i].name && subs[i].appraisal, CL_ERR_ARG,
+			 "EAR submod without a name");
 		sm = appraisal_json(&subs[i]);
 		CL_CHECK(sm && json_object_set_new(submods, subs[i].name, sm) == 0, CL_ERR_NOMEM,
 			 "out of memory");
@@ -230,15 +237,16 @@ int cl_ear_sign(const struct cl_ear_key *key, const struct cl_ear_submod *subs, 
 		if (subs[i].appraisal->status > worst)
 			worst = subs[i].appraisal->status;
 	}
-	payload = json_pack("{s:s, s:I, s:I, s:s, s:{s:s, s:s}, s:O}", "eat_profile", CL_EAR_PROFILE,
-			    "iat", (json_int_t)iat, "exp",
-			    (json_int_t)(iat + (o->ttl > 0 ? o->ttl : EAR_DEFAULT_TTL)), "ear_status",
-			    cl_tier_name(worst), "ear_verifier_id", "developer", "cloister", "build",
-			    o->verifier_build ? o->verifier_build : "cloister", "submods", submods);
+	payload = json_pack(
+		"{s:s, s:I, s:I, s:s, s:{s:s, s:s}, s:O}", "eat_profile", CL_EAR_PROFILE, "iat",
+		(json_int_t)iat, "exp", (json_int_t)(iat + (o->ttl > 0 ? o->ttl : EAR_DEFAULT_TTL)),
+		"ear_status", cl_tier_name(worst), "ear_verifier_id", "developer", "cloister",
+		"build", o->verifier_build ? o->verifier_build : "cloister", "submods", submods);
 	CL_CHECK(payload, CL_ERR_NOMEM, "out of memory");
 	if (o->nonce) {
 		nonce = cl_base64url_encode(o->nonce, o->nonce_len);
-		CL_CHECK(nonce && json_object_set_new(payload, "eat_nonce", json_string(nonce)) == 0,
+		CL_CHECK(nonce &&
+				 json_object_set_new(payload, "eat_nonce", json_string(nonce)) == 0,
 			 CL_ERR_NOMEM, "out of memory");
 	}
 	body = json_dumps(payload, JSON_COMPACT | JSON_SORT_KEYS);
@@ -300,7 +308,7 @@ static const json_t *pick_key(const json_t *jwks, const char *alg, const char *k
 	const json_t *keys = json_object_get(jwks, "keys"), *k = NULL;
 	size_t i = 0, seen = 0;
 
-	json_array_foreach(keys, i, k) {
+	json_array_foreach (keys, i, k) {
 		const char *kk = json_string_value(json_object_get(k, "kid"));
 		const char *ka = json_string_value(json_object_get(k, "alg"));
 
@@ -320,14 +328,14 @@ static const json_t *pick_key(const json_t *jwks, const char *alg, const char *k
 static const struct {
 	const char *old, *cur;
 } renames[] = {
-	{ "ear.status", "ear_status" },
-	{ "ear.trustworthiness-vector", "ear_trustworthiness_vector" },
-	{ "ear.appraisal-policy-id", "ear_appraisal_policy_ids" },
-	{ "ear.verifier-id", "ear_verifier_id" },
-	{ "ear.raw-evidence", "ear_raw_evidence" },
-	{ "ear.veraison.annotated-evidence", CL_EAR_ANNOTATED_EVIDENCE },
-	{ "ear.veraison.policy-claims", "ear_veraison_policy_claims" },
-	{ "ear.veraison.key-attestation", "ear_veraison_key_attestation" },
+	{"ear.status", "ear_status"},
+	{"ear.trustworthiness-vector", "ear_trustworthiness_vector"},
+	{"ear.appraisal-policy-id", "ear_appraisal_policy_ids"},
+	{"ear.verifier-id", "ear_verifier_id"},
+	{"ear.raw-evidence", "ear_raw_evidence"},
+	{"ear.veraison.annotated-evidence", CL_EAR_ANNOTATED_EVIDENCE},
+	{"ear.veraison.policy-claims", "ear_veraison_policy_claims"},
+	{"ear.veraison.key-attestation", "ear_veraison_key_attestation"},
 };
 
 /* Rewrite older dotted names in one object; 1 when any was found. */
@@ -368,14 +376,15 @@ static int check_shape(json_t *c, int64_t at)
 	json_t *sm = NULL;
 	int legacy = rename_dotted(c);
 
-	json_object_foreach((json_t *)subs, name, sm) {
+	json_object_foreach ((json_t *)subs, name, sm) {
 		if (json_is_object(sm))
 			legacy |= rename_dotted(sm);
 	}
-	CL_ENSURE_MSG(json_is_string(prof) &&
-			      (strcmp(json_string_value(prof), CL_EAR_PROFILE) == 0 ||
-			       (legacy && strcmp(json_string_value(prof), CL_EAR_PROFILE_LEGACY) == 0)),
-		      CL_ERR_UNSUPPORTED, "EAR: unexpected eat_profile");
+	CL_ENSURE_MSG(
+		json_is_string(prof) &&
+			(strcmp(json_string_value(prof), CL_EAR_PROFILE) == 0 ||
+			 (legacy && strcmp(json_string_value(prof), CL_EAR_PROFILE_LEGACY) == 0)),
+		CL_ERR_UNSUPPORTED, "EAR: unexpected eat_profile");
 	CL_ENSURE_MSG(json_is_integer(exp), CL_ERR_MALFORMED, "EAR: no exp");
 	CL_ENSURE_MSG(json_integer_value(exp) > at, CL_ERR_EXPIRED, "EAR: token has expired");
 	CL_ENSURE_MSG(json_is_integer(iat) && json_integer_value(iat) <= at + EAR_CLOCK_SKEW,
@@ -384,7 +393,7 @@ static int check_shape(json_t *c, int64_t at)
 		      "EAR: no submods");
 	if (json_object_get(c, "ear_status"))
 		CL_GUARD(check_tier(json_object_get(c, "ear_status"), "the token"));
-	json_object_foreach((json_t *)subs, name, sm) {
+	json_object_foreach ((json_t *)subs, name, sm) {
 		const json_t *tv = json_object_get(sm, "ear_trustworthiness_vector");
 		const char *k = NULL;
 		json_t *v = NULL;
@@ -393,10 +402,12 @@ static int check_shape(json_t *c, int64_t at)
 		CL_GUARD(check_tier(json_object_get(sm, "ear_status"), "a submod"));
 		CL_ENSURE_MSG(!tv || json_is_object(tv), CL_ERR_MALFORMED,
 			      "EAR: trustworthiness vector is not an object");
-		json_object_foreach((json_t *)tv, k, v)
+		json_object_foreach ((json_t *)tv, k, v)
 			CL_ENSURE_MSG(cl_tv_claim_index(k) >= 0 && json_is_integer(v) &&
-					      json_integer_value(v) >= -128 && json_integer_value(v) <= 127,
-				      CL_ERR_MALFORMED, "EAR: bad trustworthiness claim '%.40s'", k);
+					      json_integer_value(v) >= -128 &&
+					      json_integer_value(v) <= 127,
+				      CL_ERR_MALFORMED, "EAR: bad trustworthiness claim '%.40s'",
+				      k);
 	}
 	return CL_OK;
 }
@@ -408,7 +419,7 @@ static int check_shape(json_t *c, int64_t at)
  * signature check. The entries are public keys; nothing secret is kept.
  */
 #define JWK_CACHE_SLOTS 8
-#define JWK_COORD_MAX 96
+#define JWK_COORD_MAX	96
 
 static pthread_mutex_t jwk_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {
@@ -419,8 +430,8 @@ static unsigned jwk_next;
 
 static int jwk_same(unsigned i, const char *crv, const char *x, const char *y)
 {
-	return jwk_cache[i].pk && strcmp(jwk_cache[i].crv, crv) == 0 && strcmp(jwk_cache[i].x, x) == 0 &&
-	       strcmp(jwk_cache[i].y, y) == 0;
+	return jwk_cache[i].pk && strcmp(jwk_cache[i].crv, crv) == 0 &&
+	       strcmp(jwk_cache[i].x, x) == 0 && strcmp(jwk_cache[i].y, y) == 0;
 }
 
 /* The EC public key of a JWK (caller frees), from the cache when seen before. */
@@ -430,7 +441,8 @@ static EVP_PKEY *jwk_pkey(const json_t *jwk)
 	const char *x = json_string_value(json_object_get(jwk, "x"));
 	const char *y = json_string_value(json_object_get(jwk, "y"));
 	int cacheable = crv && x && y && strlen(crv) < sizeof(jwk_cache[0].crv) &&
-			strlen(x) < JWK_COORD_MAX && strlen(y) < JWK_COORD_MAX && !cl_cache_bypassed();
+			strlen(x) < JWK_COORD_MAX && strlen(y) < JWK_COORD_MAX &&
+			!cl_cache_bypassed();
 	EVP_PKEY *pk = NULL, *old = NULL;
 	json_t *pub = NULL;
 
@@ -500,7 +512,8 @@ int cl_ear_verify(const json_t *jwks, const char *token, size_t len, int64_t at,
 	*claims = NULL;
 	if (!at)
 		at = (int64_t)time(NULL);
-	while (len > 0 && (token[len - 1] == '\n' || token[len - 1] == '\r' || token[len - 1] == ' '))
+	while (len > 0 &&
+	       (token[len - 1] == '\n' || token[len - 1] == '\r' || token[len - 1] == ' '))
 		len--;
 	CL_CHECK(json_is_object(jwks), CL_ERR_ARG, "EAR: no JWKS");
 	CL_CHECK(len <= CL_MAX_EAR_TOKEN, CL_ERR_MALFORMED, "EAR: token larger than %zu bytes",
@@ -515,9 +528,10 @@ int cl_ear_verify(const json_t *jwks, const char *token, size_t len, int64_t at,
 	CL_CHECK(hdr, CL_ERR_MALFORMED, "EAR: bad protected header");
 	alg = json_string_value(json_object_get(hdr, "alg"));
 	kid = json_string_value(json_object_get(hdr, "kid"));
-	CL_CHECK(alg && (strcmp(alg, "ES256") == 0 || strcmp(alg, "ES384") == 0), CL_ERR_UNSUPPORTED,
-		 "EAR: algorithm must be ES256 or ES384");
-	CL_CHECK(!json_object_get(hdr, "crit"), CL_ERR_UNSUPPORTED, "EAR: critical header not understood");
+	CL_CHECK(alg && (strcmp(alg, "ES256") == 0 || strcmp(alg, "ES384") == 0),
+		 CL_ERR_UNSUPPORTED, "EAR: algorithm must be ES256 or ES384");
+	CL_CHECK(!json_object_get(hdr, "crit"), CL_ERR_UNSUPPORTED,
+		 "EAR: critical header not understood");
 	for (size_t i = 0; !ok && (k = pick_key(jwks, alg, kid, i)) != NULL; i++)
 		ok = es_verify(k, alg, token, (size_t)(d2 - token), d2 + 1,
 			       len - (size_t)(d2 + 1 - token));

@@ -21,11 +21,11 @@
 #include "default_policy.lua.h"
 #include "internal.h"
 
-#define HOOK_EVERY 1000
+#define HOOK_EVERY	    1000
 #define MAX_CACHED_POLICIES 32
-#define MAX_JSON_DEPTH 16
-#define MAX_REASONS 32
-#define MAX_REASON_LEN 256
+#define MAX_JSON_DEPTH	    16
+#define MAX_REASONS	    32
+#define MAX_REASON_LEN	    256
 /* Lua patterns backtrack: cost grows as subject^(quantifiers+1). */
 #define PATTERN_BUDGET 100000000.0
 
@@ -126,14 +126,14 @@ static void push_json(lua_State *L, const json_t *v, int depth)
 		break;
 	case JSON_OBJECT:
 		lua_createtable(L, 0, (int)json_object_size(v));
-		json_object_foreach((json_t *)v, k, x) {
+		json_object_foreach ((json_t *)v, k, x) {
 			push_json(L, x, depth + 1);
 			lua_setfield(L, -2, k);
 		}
 		break;
 	case JSON_ARRAY:
 		lua_createtable(L, (int)json_array_size(v), 0);
-		json_array_foreach(v, i, x) {
+		json_array_foreach (v, i, x) {
 			push_json(L, x, depth + 1);
 			lua_rawseti(L, -2, (lua_Integer)i + 1);
 		}
@@ -169,10 +169,11 @@ static json_t *lua_to_json(lua_State *L, int idx)
 		lua_pushnil(L);
 		while (o && lua_next(L, idx)) {
 			if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TNUMBER)
-				json_object_set_new(o, lua_tostring(L, -2),
-						    lua_isinteger(L, -1)
-							    ? json_integer((json_int_t)lua_tointeger(L, -1))
-							    : json_real(lua_tonumber(L, -1)));
+				json_object_set_new(
+					o, lua_tostring(L, -2),
+					lua_isinteger(L, -1)
+						? json_integer((json_int_t)lua_tointeger(L, -1))
+						: json_real(lua_tonumber(L, -1)));
 			lua_pop(L, 1);
 		}
 		return o;
@@ -263,7 +264,7 @@ static int l_rv_minimums(lua_State *L)
 	json_t *x = NULL;
 
 	lua_newtable(L);
-	json_object_foreach((json_t *)plat, k, x) {
+	json_object_foreach ((json_t *)plat, k, x) {
 		const json_t *m = cl_refvalues_min(e->rv, e->platform, k, e->at);
 
 		if (m) {
@@ -293,8 +294,10 @@ static int pattern_guard(lua_State *L)
 	for (int i = 0; i <= q && cost <= PATTERN_BUDGET; i++)
 		cost *= (double)n + 1.0;
 	if (cost > PATTERN_BUDGET)
-		return luaL_error(L, "pattern too costly for the policy sandbox (%d quantifiers over %d bytes)",
-				  q, (int)n);
+		return luaL_error(
+			L,
+			"pattern too costly for the policy sandbox (%d quantifiers over %d bytes)",
+			q, (int)n);
 	lua_pushvalue(L, lua_upvalueindex(1));
 	lua_insert(L, 1);
 	lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
@@ -303,7 +306,7 @@ static int pattern_guard(lua_State *L)
 
 static void wrap_patterns(lua_State *L, int strtab)
 {
-	static const char *const fns[] = { "find", "match", "gmatch", "gsub" };
+	static const char *const fns[] = {"find", "match", "gmatch", "gsub"};
 
 	strtab = lua_absindex(L, strtab);
 	for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
@@ -341,11 +344,11 @@ void cl_policy_thread_release(void)
 }
 
 static const char *const safe_base[] = {
-	"assert", "error",    "ipairs",   "next",     "pairs",  "pcall",        "rawequal",
-	"rawget", "rawlen",   "select",   "tonumber", "tostring", "type",       "xpcall",
-	"setmetatable", "getmetatable", "_VERSION", NULL,
+	"assert",   "error",  "ipairs",	      "next",	      "pairs",	  "pcall",
+	"rawequal", "rawget", "rawlen",	      "select",	      "tonumber", "tostring",
+	"type",	    "xpcall", "setmetatable", "getmetatable", "_VERSION", NULL,
 };
-static const char *const safe_libs[] = { "string", "table", "math", "utf8", NULL };
+static const char *const safe_libs[] = {"string", "table", "math", "utf8", NULL};
 
 static int open_sandbox(lua_State *L)
 {
@@ -395,10 +398,13 @@ static struct lstate *get_state(void)
 static void push_env(lua_State *L)
 {
 	static const luaL_Reg helpers[] = {
-		{ "rv_has", l_rv_has },           { "rv_contains", l_rv_contains },
-		{ "rv_min", l_rv_min },           { "rv_meets_min", l_rv_meets_min },
-		{ "rv_values", l_rv_values },     { "rv_minimums", l_rv_minimums },
-		{ NULL, NULL },
+		{"rv_has", l_rv_has},
+		{"rv_contains", l_rv_contains},
+		{"rv_min", l_rv_min},
+		{"rv_meets_min", l_rv_meets_min},
+		{"rv_values", l_rv_values},
+		{"rv_minimums", l_rv_minimums},
+		{NULL, NULL},
 	};
 
 	lua_newtable(L);
@@ -444,10 +450,12 @@ static int run_limited(struct lstate *s, int nargs, int nres)
 	if (st == LUA_OK)
 		return CL_OK;
 	if (st == LUA_ERRMEM)
-		cl_fail(CL_ERR_POLICY, "policy: memory limit exceeded (%zu MiB)", CL_POLICY_MEM_LIMIT >> 20);
+		cl_fail(CL_ERR_POLICY, "policy: memory limit exceeded (%zu MiB)",
+			CL_POLICY_MEM_LIMIT >> 20);
 	else
 		cl_fail(CL_ERR_POLICY, "policy: %.400s",
-			lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "error object is not a string");
+			lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+						       : "error object is not a string");
 	lua_pop(L, 1);
 	/* A runaway policy leaves garbage behind; give the memory back now. */
 	lua_gc(L, LUA_GCCOLLECT);
@@ -493,7 +501,8 @@ static int push_compiled(struct lstate *s, const struct cl_policy *p)
 	}
 	if (lua_getfield(L, -1, "appraise") != LUA_TFUNCTION) {
 		lua_pop(L, 3);
-		return cl_fail(CL_ERR_POLICY, "policy does not define function appraise(claims, ctx)");
+		return cl_fail(CL_ERR_POLICY,
+			       "policy does not define function appraise(claims, ctx)");
 	}
 	lua_pop(L, 1);
 	lua_pushvalue(L, -1);
@@ -559,7 +568,7 @@ out:
 
 int cl_policy_load_file(const char *path, struct cl_policy **out)
 {
-	struct cl_buf b = { 0 };
+	struct cl_buf b = {0};
 	int rc = CL_OK;
 
 	*out = NULL;
@@ -651,22 +660,26 @@ static int read_result(lua_State *L, struct cl_appraisal *out)
 
 			lua_pop(L, 2);
 			CL_BAIL(CL_ERR_POLICY,
-				"policy: '%.60s' is not a trustworthiness claim with a value in -128..127", k);
+				"policy: '%.60s' is not a trustworthiness claim with a value in "
+				"-128..127",
+				k);
 		}
 		out->vector[idx] = (int8_t)v;
 		lua_pop(L, 1);
 	}
 	if (lua_type(L, ri) == LUA_TSTRING) {
-		json_array_append_new(out->reasons, json_stringn(lua_tostring(L, ri),
-								  strnlen(lua_tostring(L, ri), MAX_REASON_LEN)));
+		json_array_append_new(out->reasons,
+				      json_stringn(lua_tostring(L, ri),
+						   strnlen(lua_tostring(L, ri), MAX_REASON_LEN)));
 	} else if (lua_type(L, ri) == LUA_TTABLE) {
 		lua_Integer n = (lua_Integer)lua_rawlen(L, ri);
 
 		for (lua_Integer i = 1; i <= n && i <= MAX_REASONS; i++) {
 			if (lua_rawgeti(L, ri, i) == LUA_TSTRING)
-				json_array_append_new(out->reasons,
-						      json_stringn(lua_tostring(L, -1),
-								   strnlen(lua_tostring(L, -1), MAX_REASON_LEN)));
+				json_array_append_new(
+					out->reasons,
+					json_stringn(lua_tostring(L, -1),
+						     strnlen(lua_tostring(L, -1), MAX_REASON_LEN)));
 			lua_pop(L, 1);
 		}
 	} else {
@@ -681,14 +694,15 @@ int cl_policy_appraise(const struct cl_policy *p, const json_t *claims,
 		       struct cl_appraisal *out)
 {
 	struct lstate *s = NULL;
-	struct eval e = { 0 };
+	struct eval e = {0};
 	lua_State *L = NULL;
 	int rc = CL_OK;
 
 	memset(out, 0, sizeof(*out));
 	if (!p)
 		p = cl_policy_default();
-	CL_ENSURE_MSG(p && json_is_object(claims), CL_ERR_ARG, "appraisal needs a policy and claims");
+	CL_ENSURE_MSG(p && json_is_object(claims), CL_ERR_ARG,
+		      "appraisal needs a policy and claims");
 	s = get_state();
 	CL_ENSURE_MSG(s, CL_ERR_NOMEM, "cannot create the policy sandbox");
 	L = s->L;

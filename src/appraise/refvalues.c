@@ -35,7 +35,8 @@ static int check_scalar(const json_t *v, const char *where, json_t **out)
 		const char *s = json_string_value(v);
 
 		CL_ENSURE_MSG(n <= CL_MAX_RV_STRING, CL_ERR_MALFORMED,
-			      "reference values: %s: string longer than %d", where, CL_MAX_RV_STRING);
+			      "reference values: %s: string longer than %d", where,
+			      CL_MAX_RV_STRING);
 		CL_ENSURE_MSG(strlen(s) == n, CL_ERR_MALFORMED,
 			      "reference values: %s: string contains NUL", where);
 		if (is_hex(s, n)) {
@@ -52,8 +53,8 @@ static int check_scalar(const json_t *v, const char *where, json_t **out)
 	} else if (json_is_number(v) || json_is_boolean(v)) {
 		*out = json_copy((json_t *)v);
 	} else {
-		CL_BAIL(CL_ERR_MALFORMED, "reference values: %s: value must be a string, number or boolean",
-			where);
+		CL_BAIL(CL_ERR_MALFORMED,
+			"reference values: %s: value must be a string, number or boolean", where);
 	}
 	CL_ENSURE_MSG(*out, CL_ERR_NOMEM, "out of memory");
 	return CL_OK;
@@ -67,7 +68,8 @@ static int parse_expires(const json_t *obj, const char *where, json_t *dst)
 	if (!e)
 		return CL_OK;
 	CL_ENSURE_MSG(json_is_string(e) && cl_time_parse(json_string_value(e), &t) == CL_OK,
-		      CL_ERR_MALFORMED, "reference values: %s: expires is not an RFC 3339 time", where);
+		      CL_ERR_MALFORMED, "reference values: %s: expires is not an RFC 3339 time",
+		      where);
 	CL_ENSURE_MSG(json_object_set_new(dst, "expires", json_integer(t)) == 0, CL_ERR_NOMEM,
 		      "out of memory");
 	return CL_OK;
@@ -78,12 +80,13 @@ static int check_known_keys(const json_t *obj, const char *where, const char *co
 	const char *k = NULL;
 	json_t *v = NULL;
 
-	json_object_foreach((json_t *)obj, k, v) {
+	json_object_foreach ((json_t *)obj, k, v) {
 		int ok = 0;
 
 		for (size_t i = 0; keys[i]; i++)
 			ok |= strcmp(k, keys[i]) == 0;
-		CL_ENSURE_MSG(ok, CL_ERR_MALFORMED, "reference values: %s: unknown member '%s'", where, k);
+		CL_ENSURE_MSG(ok, CL_ERR_MALFORMED, "reference values: %s: unknown member '%s'",
+			      where, k);
 		CL_ENSURE_MSG(strcmp(k, "note") != 0 || json_is_string(v), CL_ERR_MALFORMED,
 			      "reference values: %s: note must be a string", where);
 	}
@@ -102,9 +105,9 @@ static int parse_min(const json_t *m, const char *where, json_t **out)
 	}
 	CL_ENSURE_MSG(json_is_object(m) && json_object_size(m) > 0 &&
 			      json_object_size(m) <= CL_MAX_RV_CLAIMS,
-		      CL_ERR_MALFORMED, "reference values: %s: min must be a number or an object of numbers",
-		      where);
-	json_object_foreach((json_t *)m, k, v)
+		      CL_ERR_MALFORMED,
+		      "reference values: %s: min must be a number or an object of numbers", where);
+	json_object_foreach ((json_t *)m, k, v)
 		CL_ENSURE_MSG(json_is_number(v), CL_ERR_MALFORMED,
 			      "reference values: %s: min.%s is not a number", where, k);
 	*out = json_copy((json_t *)m);
@@ -114,8 +117,8 @@ static int parse_min(const json_t *m, const char *where, json_t **out)
 
 static int parse_claim(const char *platform, const char *claim, const json_t *in, json_t **out)
 {
-	static const char *const value_keys[] = { "value", "expires", "note", NULL };
-	static const char *const min_keys[] = { "min", "expires", "note", NULL };
+	static const char *const value_keys[] = {"value", "expires", "note", NULL};
+	static const char *const min_keys[] = {"min", "expires", "note", NULL};
 	char where[160];
 	json_t *res = json_object(), *vals = NULL, *one = NULL, *x = NULL;
 	size_t i = 0;
@@ -134,7 +137,8 @@ static int parse_claim(const char *platform, const char *claim, const json_t *in
 		goto done;
 	}
 	CL_CHECK(json_is_array(in), CL_ERR_MALFORMED,
-		 "reference values: %s: expected an array of accepted values or {\"min\": ...}", where);
+		 "reference values: %s: expected an array of accepted values or {\"min\": ...}",
+		 where);
 	CL_CHECK(json_array_size(in) <= CL_MAX_RV_VALUES, CL_ERR_MALFORMED,
 		 "reference values: %s: more than %d values", where, CL_MAX_RV_VALUES);
 	vals = json_array();
@@ -178,8 +182,8 @@ int cl_refvalues_parse(const char *text, size_t len, struct cl_refvalues **out)
 	int rc = CL_OK;
 
 	*out = NULL;
-	CL_CHECK(len <= CL_MAX_REFVALUES_FILE, CL_ERR_MALFORMED, "reference values larger than %zu bytes",
-		 CL_MAX_REFVALUES_FILE);
+	CL_CHECK(len <= CL_MAX_REFVALUES_FILE, CL_ERR_MALFORMED,
+		 "reference values larger than %zu bytes", CL_MAX_REFVALUES_FILE);
 	in = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
 	CL_CHECK(in, CL_ERR_MALFORMED, "reference values: line %d: %s", jerr.line, jerr.text);
 	CL_TRY(cl_refvalues_from_json(in, out));
@@ -201,19 +205,22 @@ int cl_refvalues_from_json(const json_t *in, struct cl_refvalues **out)
 		 "reference values: more than %d platforms", CL_MAX_RV_PLATFORMS);
 	root = json_object();
 	CL_CHECK(root, CL_ERR_NOMEM, "out of memory");
-	json_object_foreach((json_t *)in, pname, pv) {
+	json_object_foreach ((json_t *)in, pname, pv) {
 		CL_CHECK(json_is_object(pv), CL_ERR_MALFORMED,
 			 "reference values: platform '%.60s' must map claims to values", pname);
 		CL_CHECK(json_object_size(pv) <= CL_MAX_RV_CLAIMS, CL_ERR_MALFORMED,
-			 "reference values: more than %d claims for '%.60s'", CL_MAX_RV_CLAIMS, pname);
+			 "reference values: more than %d claims for '%.60s'", CL_MAX_RV_CLAIMS,
+			 pname);
 		plat = json_object();
 		CL_CHECK(plat, CL_ERR_NOMEM, "out of memory");
-		json_object_foreach(pv, cname, cv) {
+		json_object_foreach (pv, cname, cv) {
 			CL_TRY(parse_claim(pname, cname, cv, &norm));
-			CL_CHECK(json_object_set_new(plat, cname, norm) == 0, CL_ERR_NOMEM, "out of memory");
+			CL_CHECK(json_object_set_new(plat, cname, norm) == 0, CL_ERR_NOMEM,
+				 "out of memory");
 			norm = NULL;
 		}
-		CL_CHECK(json_object_set_new(root, pname, plat) == 0, CL_ERR_NOMEM, "out of memory");
+		CL_CHECK(json_object_set_new(root, pname, plat) == 0, CL_ERR_NOMEM,
+			 "out of memory");
 		plat = NULL;
 	}
 	rv = calloc(1, sizeof(*rv));
@@ -230,7 +237,7 @@ out:
 
 int cl_refvalues_load(const char *path, struct cl_refvalues **out)
 {
-	struct cl_buf b = { 0 };
+	struct cl_buf b = {0};
 	int rc = CL_OK;
 
 	*out = NULL;
@@ -293,7 +300,7 @@ int cl_refvalues_match(const struct cl_refvalues *rv, const char *platform, cons
 
 	if (!value)
 		return 0;
-	json_array_foreach(vals, i, e) {
+	json_array_foreach (vals, i, e) {
 		if (live(e, at) && value_equal(json_object_get(e, "value"), value))
 			return 1;
 	}
@@ -323,7 +330,7 @@ int cl_refvalues_meets_min(const struct cl_refvalues *rv, const char *platform, 
 		return json_is_number(value) && json_number_value(value) >= json_number_value(min);
 	if (!json_is_object(value))
 		return 0;
-	json_object_foreach((json_t *)min, k, m) {
+	json_object_foreach ((json_t *)min, k, m) {
 		const json_t *v = json_object_get(value, k);
 
 		if (!json_is_number(v) || json_number_value(v) < json_number_value(m))
@@ -341,7 +348,7 @@ json_t *cl_refvalues_values(const struct cl_refvalues *rv, const char *platform,
 
 	if (!res)
 		return NULL;
-	json_array_foreach(vals, i, e) {
+	json_array_foreach (vals, i, e) {
 		if (live(e, at) && json_array_append(res, json_object_get(e, "value")) != 0) {
 			json_decref(res);
 			return NULL;

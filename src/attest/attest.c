@@ -14,12 +14,12 @@
 
 /* Detection order: the dev TEE is named explicitly by its socket, so it wins. */
 static const struct cl_attest_provider *const providers[] = {
-	&cl_attest_devtee_provider,    &cl_attest_tsm_provider,     &cl_attest_sev_guest_provider,
+	&cl_attest_devtee_provider,    &cl_attest_tsm_provider,	    &cl_attest_sev_guest_provider,
 	&cl_attest_tdx_guest_provider, &cl_attest_gramine_provider,
 };
 
-static const char *const kind_names[] = { "auto", "devtee", "tsm", "sev-guest", "tdx-guest",
-					  "gramine" };
+static const char *const kind_names[] = {"auto",      "devtee",	   "tsm",
+					 "sev-guest", "tdx-guest", "gramine"};
 
 const char *cl_attest_kind_name(enum cl_attest_kind k)
 {
@@ -36,8 +36,10 @@ int cl_attest_kind_parse(const char *s, enum cl_attest_kind *out)
 			return CL_OK;
 		}
 	}
-	return cl_fail(CL_ERR_ARG, "unknown attester '%s' (auto, devtee, tsm, sev-guest, tdx-guest, "
-				   "gramine)", s);
+	return cl_fail(CL_ERR_ARG,
+		       "unknown attester '%s' (auto, devtee, tsm, sev-guest, tdx-guest, "
+		       "gramine)",
+		       s);
 }
 
 const char *cl_attest_cfg(const char *given, const char *env, const char *dflt)
@@ -67,8 +69,9 @@ int cl_attest_open(const struct cl_attest_config *cfg, struct cl_attester **out)
 		if (c->kind != CL_ATTEST_AUTO || providers[i]->probe(c))
 			p = providers[i];
 	}
-	CL_ENSURE_MSG(p, CL_ERR_NOT_FOUND, "no TEE detected (devtee socket, configfs-tsm, "
-					    "/dev/sev-guest, tdx_guest, /dev/attestation)");
+	CL_ENSURE_MSG(p, CL_ERR_NOT_FOUND,
+		      "no TEE detected (devtee socket, configfs-tsm, "
+		      "/dev/sev-guest, tdx_guest, /dev/attestation)");
 	a = calloc(1, sizeof(*a));
 	CL_ENSURE_MSG(a, CL_ERR_NOMEM, "out of memory");
 	a->kind = p->kind;
@@ -201,7 +204,8 @@ int cl_attest_write_attr(const char *path, const void *p, size_t n)
 		int e = errno;
 
 		close(fd);
-		CL_BAIL(CL_ERR_IO, "cannot write %s: %s", path, w < 0 ? strerror(e) : "short write");
+		CL_BAIL(CL_ERR_IO, "cannot write %s: %s", path,
+			w < 0 ? strerror(e) : "short write");
 	}
 	CL_ENSURE_MSG(close(fd) == 0, CL_ERR_IO, "cannot write %s: %s", path, strerror(errno));
 	return CL_OK;

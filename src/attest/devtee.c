@@ -48,7 +48,8 @@ static int open_(const struct cl_attest_config *cfg, struct cl_attester *a)
 	int fd = env_fd(cfg);
 
 	CL_ENSURE_MSG(is_seqpacket(fd), CL_ERR_NOT_FOUND,
-		      "no dev-TEE platform socket ($%s is not a SEQPACKET socket)", CL_DEVTEE_FD_ENV);
+		      "no dev-TEE platform socket ($%s is not a SEQPACKET socket)",
+		      CL_DEVTEE_FD_ENV);
 	/* Keeps processes of the same user from reading keys out of this one. */
 	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	a->fd = fd;
@@ -93,7 +94,7 @@ out:
 static int evidence(struct cl_attester *a, const uint8_t rd[64], struct cl_attest_evidence *out)
 {
 	static _Thread_local uint8_t buf[CL_DEVTEE_MAX_MSG];
-	struct cl_devtee_req q = { 0 };
+	struct cl_devtee_req q = {0};
 	struct cl_devtee_report r;
 	size_t n = 0;
 
@@ -115,7 +116,7 @@ static int evidence(struct cl_attester *a, const uint8_t rd[64], struct cl_attes
 
 static int derive_key(struct cl_attester *a, const uint8_t *label, size_t n, uint8_t key[32])
 {
-	struct cl_devtee_req q = { 0 };
+	struct cl_devtee_req q = {0};
 	size_t len = 0;
 
 	q.op = CL_DEVTEE_OP_SEAL_KEY;
@@ -129,7 +130,7 @@ static int derive_key(struct cl_attester *a, const uint8_t *label, size_t n, uin
 static int extend(struct cl_attester *a, unsigned index, const uint8_t digest[48],
 		  const void *event, size_t event_len)
 {
-	struct cl_devtee_req q = { 0 };
+	struct cl_devtee_req q = {0};
 	uint8_t none[1];
 	size_t len = 0;
 

@@ -37,8 +37,8 @@ int cl_devtee_req_encode(const struct cl_devtee_req *q, uint8_t *out, size_t cap
 		plen = q->data_len;
 		break;
 	case CL_DEVTEE_OP_EXTEND:
-		CL_ENSURE_MSG(q->index < CL_DEVTEE_RTMRS, CL_ERR_ARG, "register index %u out of range",
-			      q->index);
+		CL_ENSURE_MSG(q->index < CL_DEVTEE_RTMRS, CL_ERR_ARG,
+			      "register index %u out of range", q->index);
 		CL_ENSURE_MSG(q->data_len <= CL_DEVTEE_MAX_EVENT, CL_ERR_ARG,
 			      "event data longer than %d bytes", CL_DEVTEE_MAX_EVENT);
 		plen = 4 + CL_DEVTEE_HASH_LEN + q->data_len;

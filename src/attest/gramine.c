@@ -10,7 +10,7 @@
 #include "internal.h"
 
 #define GRAMINE_PATH "/dev/attestation"
-#define QUOTE_MAX (64 * 1024)
+#define QUOTE_MAX    (64 * 1024)
 
 static const char *base(const struct cl_attest_config *cfg)
 {
@@ -45,7 +45,7 @@ static int open_(const struct cl_attest_config *cfg, struct cl_attester *a)
 static int evidence(struct cl_attester *a, const uint8_t rd[64], struct cl_attest_evidence *out)
 {
 	char path[PATH_MAX];
-	struct cl_buf t = { 0 };
+	struct cl_buf t = {0};
 	int rc = CL_OK;
 
 	CL_TRY(file(a, "attestation_type", path, sizeof(path)));
@@ -69,7 +69,7 @@ out:
 static int derive_key(struct cl_attester *a, const uint8_t *label, size_t n, uint8_t key[32])
 {
 	char path[PATH_MAX];
-	struct cl_buf k = { 0 };
+	struct cl_buf k = {0};
 	int rc = CL_OK;
 
 	CL_TRY(file(a, "keys/_sgx_mrenclave", path, sizeof(path)));

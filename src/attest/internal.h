@@ -10,12 +10,12 @@
 struct cl_attester {
 	enum cl_attest_kind kind;
 	const struct cl_attest_provider *ops;
-	int fd;                    /* devtee socket, or -1 */
-	pthread_mutex_t lock;      /* one request/response at a time on fd */
-	char path[PATH_MAX];       /* provider's base path */
-	char entry[PATH_MAX];      /* tsm: the report entry directory */
-	int entry_created;         /* tsm: we made entry and remove it on close */
-	char tdx_path[PATH_MAX];   /* RTMRs, when present next to another provider */
+	int fd;			 /* devtee socket, or -1 */
+	pthread_mutex_t lock;	 /* one request/response at a time on fd */
+	char path[PATH_MAX];	 /* provider's base path */
+	char entry[PATH_MAX];	 /* tsm: the report entry directory */
+	int entry_created;	 /* tsm: we made entry and remove it on close */
+	char tdx_path[PATH_MAX]; /* RTMRs, when present next to another provider */
 };
 
 struct cl_attest_provider {
@@ -23,7 +23,8 @@ struct cl_attest_provider {
 	/* 1 when present under cfg; never fails. */
 	int (*probe)(const struct cl_attest_config *cfg);
 	int (*open)(const struct cl_attest_config *cfg, struct cl_attester *a);
-	int (*evidence)(struct cl_attester *a, const uint8_t rd[64], struct cl_attest_evidence *out);
+	int (*evidence)(struct cl_attester *a, const uint8_t rd[64],
+			struct cl_attest_evidence *out);
 	int (*derive_key)(struct cl_attester *a, const uint8_t *label, size_t n, uint8_t key[32]);
 	int (*extend)(struct cl_attester *a, unsigned index, const uint8_t digest[48],
 		      const void *event, size_t event_len);

@@ -15,9 +15,9 @@
 
 #include "internal.h"
 
-#define SEV_GUEST "/dev/sev-guest"
+#define SEV_GUEST      "/dev/sev-guest"
 #define SNP_REPORT_LEN 1184
-#define RSP_HDR 0x20
+#define RSP_HDR	       0x20
 
 _Static_assert(sizeof(struct snp_derived_key_req) == 32, "snp_derived_key_req layout");
 _Static_assert(sizeof(struct snp_derived_key_resp) == 64, "snp_derived_key_resp layout");

@@ -23,7 +23,7 @@ static int reg_path(const char *dir, unsigned index, char *out, size_t cap)
 int cl_attest_tdx_read(const char *dir, unsigned index, uint8_t out[48])
 {
 	char path[PATH_MAX];
-	struct cl_buf b = { 0 };
+	struct cl_buf b = {0};
 	int rc = CL_OK;
 
 	CL_TRY(reg_path(dir, index, path, sizeof(path)));
@@ -45,7 +45,8 @@ int cl_attest_tdx_extend(const char *dir, unsigned index, const uint8_t digest[4
 
 static const char *dir_of(const struct cl_attest_config *cfg)
 {
-	return cl_attest_cfg(cfg->tdx_measurements, "CLOISTER_TDX_MEASUREMENTS", CL_TDX_MEASUREMENTS);
+	return cl_attest_cfg(cfg->tdx_measurements, "CLOISTER_TDX_MEASUREMENTS",
+			     CL_TDX_MEASUREMENTS);
 }
 
 static int probe(const struct cl_attest_config *cfg)

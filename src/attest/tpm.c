@@ -50,10 +50,10 @@ static void tpm_close(struct tpm *t)
 /* Connect and derive the AK (see attest_tpm.h for the template). */
 static int tpm_open(const char *tcti, struct tpm *t)
 {
-	TPM2B_SENSITIVE_CREATE sens = { 0 };
-	TPM2B_PUBLIC tmpl = { 0 };
-	TPM2B_DATA outside = { 0 };
-	TPML_PCR_SELECTION none = { 0 };
+	TPM2B_SENSITIVE_CREATE sens = {0};
+	TPM2B_PUBLIC tmpl = {0};
+	TPM2B_DATA outside = {0};
+	TPML_PCR_SELECTION none = {0};
 	TPM2B_CREATION_DATA *cdata = NULL;
 	TPM2B_DIGEST *chash = NULL;
 	TPMT_TK_CREATION *ticket = NULL;
@@ -79,10 +79,9 @@ static int tpm_open(const char *tcti, struct tpm *t)
 
 	tmpl.publicArea.type = TPM2_ALG_ECC;
 	tmpl.publicArea.nameAlg = TPM2_ALG_SHA256;
-	tmpl.publicArea.objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
-					   TPMA_OBJECT_SENSITIVEDATAORIGIN |
-					   TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_RESTRICTED |
-					   TPMA_OBJECT_SIGN_ENCRYPT;
+	tmpl.publicArea.objectAttributes =
+		TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_SENSITIVEDATAORIGIN |
+		TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_SIGN_ENCRYPT;
 	tmpl.publicArea.parameters.eccDetail.symmetric.algorithm = TPM2_ALG_NULL;
 	tmpl.publicArea.parameters.eccDetail.scheme.scheme = TPM2_ALG_ECDSA;
 	tmpl.publicArea.parameters.eccDetail.scheme.details.ecdsa.hashAlg = TPM2_ALG_SHA256;
@@ -131,18 +130,20 @@ static int read_pcrs(struct tpm *t, const TPML_PCR_SELECTION *sel, struct cl_tpm
 				any |= want.pcrSelections[b].pcrSelect[i];
 		if (!any)
 			return CL_OK;
-		r = Esys_PCR_Read(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &want, &counter,
-				  &got, &vals);
+		r = Esys_PCR_Read(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &want,
+				  &counter, &got, &vals);
 		if (r != TSS2_RC_SUCCESS)
 			return tss_fail(r, "reading PCRs");
 		for (unsigned b = 0; b < got->count && rc == CL_OK; b++) {
 			TPMS_PCR_SELECTION *gs = &got->pcrSelections[b];
 
 			for (unsigned i = 0; i < CL_TPM_NUM_PCRS && rc == CL_OK; i++) {
-				if (i / 8 >= gs->sizeofSelect || !(gs->pcrSelect[i / 8] & (1u << (i % 8))))
+				if (i / 8 >= gs->sizeofSelect ||
+				    !(gs->pcrSelect[i / 8] & (1u << (i % 8))))
 					continue;
 				if (k >= vals->count) {
-					rc = cl_fail(CL_ERR_IO, "TPM: PCR read returned too few values");
+					rc = cl_fail(CL_ERR_IO,
+						     "TPM: PCR read returned too few values");
 					break;
 				}
 				rc = cl_tpm_pcrs_set(out, gs->hash, i, vals->digests[k].buffer,
@@ -151,7 +152,7 @@ static int read_pcrs(struct tpm *t, const TPML_PCR_SELECTION *sel, struct cl_tpm
 				for (unsigned w = 0; w < want.count; w++)
 					if (want.pcrSelections[w].hash == gs->hash)
 						want.pcrSelections[w].pcrSelect[i / 8] &=
-							(uint8_t)~(1u << (i % 8));
+							(uint8_t) ~(1u << (i % 8));
 			}
 		}
 		Esys_Free(got);
@@ -167,8 +168,8 @@ static int read_pcrs(struct tpm *t, const TPML_PCR_SELECTION *sel, struct cl_tpm
 static int quote_once(struct tpm *t, const TPML_PCR_SELECTION *sel, const uint8_t *nonce,
 		      size_t nonce_len, struct cl_tpm_evidence *ev, int *consistent)
 {
-	TPM2B_DATA qd = { 0 };
-	TPMT_SIG_SCHEME scheme = { .scheme = TPM2_ALG_NULL };
+	TPM2B_DATA qd = {0};
+	TPMT_SIG_SCHEME scheme = {.scheme = TPM2_ALG_NULL};
 	TPM2B_ATTEST *quoted = NULL;
 	TPMT_SIGNATURE *sig = NULL;
 	TPMS_ATTEST att;
@@ -211,9 +212,9 @@ out:
 int cl_attest_tpm_quote(const char *tcti, const uint8_t *nonce, size_t nonce_len, const char *pcrs,
 			json_t **envelope)
 {
-	struct tpm t = { 0 };
+	struct tpm t = {0};
 	struct cl_tpm_evidence *ev = NULL;
-	struct cl_buf log = { 0 };
+	struct cl_buf log = {0};
 	TPML_PCR_SELECTION sel;
 	uint8_t akb[sizeof(TPMT_PUBLIC)];
 	size_t akl = 0;
@@ -235,7 +236,8 @@ int cl_attest_tpm_quote(const char *tcti, const uint8_t *nonce, size_t nonce_len
 	memcpy(ev->ak, akb, akl);
 	ev->ak_len = akl;
 	/* The host's firmware log belongs to the host's TPM, not to a simulator. */
-	if (t.local_device && cl_read_file(CL_ATTEST_TPM_EVENT_LOG, CL_EVLOG_MAX_BYTES, &log) == CL_OK &&
+	if (t.local_device &&
+	    cl_read_file(CL_ATTEST_TPM_EVENT_LOG, CL_EVLOG_MAX_BYTES, &log) == CL_OK &&
 	    log.len > 0) {
 		ev->event_log = log.data;
 		ev->event_log_len = log.len;
@@ -253,7 +255,7 @@ out:
 
 int cl_attest_tpm_ak_pem(const char *tcti, char **pem)
 {
-	struct tpm t = { 0 };
+	struct tpm t = {0};
 	uint8_t akb[sizeof(TPMT_PUBLIC)];
 	size_t akl = 0;
 	EVP_PKEY *k = NULL;

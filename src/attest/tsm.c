@@ -14,10 +14,10 @@
 
 #include "internal.h"
 
-#define TSM_PATH "/sys/kernel/config/tsm/report"
+#define TSM_PATH	"/sys/kernel/config/tsm/report"
 #define TSM_OUTBLOB_MAX (32 * 1024)
 #define TSM_AUXBLOB_MAX (64 * 1024)
-#define TSM_TRIES 3
+#define TSM_TRIES	3
 
 int cl_attest_tsm_format(const char *provider, enum cl_format *out)
 {
@@ -52,7 +52,7 @@ static int attr(const struct cl_attester *a, const char *name, char *out, size_t
 static int read_text(const struct cl_attester *a, const char *name, char *out, size_t cap)
 {
 	char path[PATH_MAX];
-	struct cl_buf b = { 0 };
+	struct cl_buf b = {0};
 	int rc = CL_OK;
 
 	CL_TRY(attr(a, name, path, sizeof(path)));
@@ -94,7 +94,8 @@ static int open_(const struct cl_attest_config *cfg, struct cl_attester *a)
 	CL_ENSURE_MSG(!strchr(name, '/') && strcmp(name, ".") && strcmp(name, ".."), CL_ERR_ARG,
 		      "bad configfs-tsm entry name '%s'", name);
 	w = snprintf(a->entry, sizeof(a->entry), "%s/%s", base, name);
-	CL_ENSURE_MSG(w > 0 && (size_t)w < sizeof(a->entry), CL_ERR_ARG, "configfs-tsm path too long");
+	CL_ENSURE_MSG(w > 0 && (size_t)w < sizeof(a->entry), CL_ERR_ARG,
+		      "configfs-tsm path too long");
 	snprintf(a->path, sizeof(a->path), "%s", base);
 	/* configfs fills a new directory with the report attributes. */
 	if (mkdir(a->entry, 0700) == 0)
@@ -126,7 +127,8 @@ static int evidence(struct cl_attester *a, const uint8_t rd[64], struct cl_attes
 		if (g1 == g0 + 1)
 			break;
 		cl_log_warn("configfs-tsm: %s was written concurrently (generation %llu -> %llu); "
-			    "retrying", a->entry, g0, g1);
+			    "retrying",
+			    a->entry, g0, g1);
 		rc = cl_fail(CL_ERR_IO, "configfs-tsm report %s kept changing under us", a->entry);
 	}
 	if (g1 != g0 + 1)

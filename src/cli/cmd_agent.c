@@ -12,8 +12,10 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: cloister agent evidence --report-data HEX [-o FILE] [--json] [--attester KIND]\n"
-		"       cloister agent evidence --tpm --report-data HEX [--tcti T] [--pcrs SEL] [-o FILE]\n"
+		"usage: cloister agent evidence --report-data HEX [-o FILE] [--json] [--attester "
+		"KIND]\n"
+		"       cloister agent evidence --tpm --report-data HEX [--tcti T] [--pcrs SEL] "
+		"[-o FILE]\n"
 		"\n"
 		"The attester inside a TEE.\n"
 		"\n"
@@ -26,7 +28,8 @@ static void usage(FILE *f)
 		"  --report-data HEX  up to 64 bytes, zero-padded to 64 (required)\n"
 		"  -o, --output FILE  write there instead of stdout\n"
 		"  --json             a JSON envelope: {\"format\", \"provider\", \"evidence\",\n"
-		"                     and \"certs\" (configfs-tsm auxblob) or \"eventlog\" (dev TEE),\n"
+		"                     and \"certs\" (configfs-tsm auxblob) or \"eventlog\" (dev "
+		"TEE),\n"
 		"                     base64}\n"
 		"  --attester KIND    auto (default), devtee, tsm, sev-guest, gramine\n"
 		"  --tpm              quote the TPM instead, REPORT_DATA as the quote's nonce\n"
@@ -42,15 +45,15 @@ static void usage(FILE *f)
 enum { OPT_REPORT_DATA = 256, OPT_JSON, OPT_ATTESTER, OPT_TPM, OPT_TCTI, OPT_PCRS };
 
 static const struct option longopts[] = {
-	{ "report-data", required_argument, NULL, OPT_REPORT_DATA },
-	{ "output", required_argument, NULL, 'o' },
-	{ "json", no_argument, NULL, OPT_JSON },
-	{ "attester", required_argument, NULL, OPT_ATTESTER },
-	{ "tpm", no_argument, NULL, OPT_TPM },
-	{ "tcti", required_argument, NULL, OPT_TCTI },
-	{ "pcrs", required_argument, NULL, OPT_PCRS },
-	{ "help", no_argument, NULL, 'h' },
-	{ NULL, 0, NULL, 0 },
+	{"report-data", required_argument, NULL, OPT_REPORT_DATA},
+	{"output", required_argument, NULL, 'o'},
+	{"json", no_argument, NULL, OPT_JSON},
+	{"attester", required_argument, NULL, OPT_ATTESTER},
+	{"tpm", no_argument, NULL, OPT_TPM},
+	{"tcti", required_argument, NULL, OPT_TCTI},
+	{"pcrs", required_argument, NULL, OPT_PCRS},
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
 };
 
 static int parse_rd(const char *hex, uint8_t out[64], size_t *len)
@@ -82,8 +85,8 @@ static char *envelope(const struct cl_attest_evidence *ev)
 	if (!e || (ev->aux.len && !x))
 		goto out;
 	j = json_pack("{s:s, s:s, s:s}", "format",
-		      ev->format == CL_FORMAT_AUTO ? "unknown" : cl_format_name(ev->format), "provider",
-		      ev->provider, "evidence", e);
+		      ev->format == CL_FORMAT_AUTO ? "unknown" : cl_format_name(ev->format),
+		      "provider", ev->provider, "evidence", e);
 	if (j && x)
 		json_object_set_new(j, ev->format == CL_FORMAT_DEVTEE ? "eventlog" : "certs",
 				    json_string(x));
@@ -99,7 +102,7 @@ static int cmd_evidence(int argc, char **argv)
 {
 	struct cl_attest_config cfg = CL_ATTEST_CONFIG_INIT;
 	struct cl_attester *a = NULL;
-	struct cl_attest_evidence ev = { 0 };
+	struct cl_attest_evidence ev = {0};
 	const char *outp = NULL, *tcti = NULL, *pcrs = NULL;
 	uint8_t rd[64];
 	size_t rd_len = 0;
@@ -141,14 +144,16 @@ static int cmd_evidence(int argc, char **argv)
 			pcrs = optarg;
 			break;
 		default:
-			fprintf(stderr, "cloister agent evidence: unknown or incomplete option '%s'\n",
+			fprintf(stderr,
+				"cloister agent evidence: unknown or incomplete option '%s'\n",
 				argv[optind - 1]);
 			usage(stderr);
 			return EXIT_USAGE;
 		}
 	}
 	if (optind != argc || !have_rd) {
-		fprintf(stderr, "cloister agent evidence: --report-data is required; no operands\n");
+		fprintf(stderr,
+			"cloister agent evidence: --report-data is required; no operands\n");
 		usage(stderr);
 		return EXIT_USAGE;
 	}
@@ -194,7 +199,8 @@ static int cmd_evidence(int argc, char **argv)
 		  : fwrite(ev.evidence.data, 1, ev.evidence.len, f) == ev.evidence.len;
 	ok = (outp ? fclose(f) == 0 : fflush(f) == 0) && ok;
 	if (!ok) {
-		fprintf(stderr, "cloister agent evidence: cannot write %s\n", outp ? outp : "stdout");
+		fprintf(stderr, "cloister agent evidence: cannot write %s\n",
+			outp ? outp : "stdout");
 		goto out;
 	}
 	ret = 0;
@@ -213,8 +219,8 @@ static const struct {
 	const char *name;
 	int (*fn)(int argc, char **argv);
 } subs[] = {
-	{ "evidence", cmd_evidence },
-	{ "get-resource", cmd_agent_get_resource },
+	{"evidence", cmd_evidence},
+	{"get-resource", cmd_agent_get_resource},
 };
 
 int cmd_agent(int argc, char **argv)

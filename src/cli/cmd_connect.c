@@ -31,13 +31,14 @@ static void usage(FILE *f)
 		"  --fresh               on every connection, also fetch evidence over a new\n"
 		"                        nonce and the connection's key before forwarding\n"
 		"  --check               verify the server once and exit\n"
-		"  --allow-warning       accept servers appraised \"warning\", not only \"affirming\"\n"
-		"  --cache-ttl SECONDS   reuse a verdict at most this long (default 3600; 0: never)\n"
+		"  --allow-warning       accept servers appraised \"warning\", not only "
+		"\"affirming\"\n"
+		"  --cache-ttl SECONDS   reuse a verdict at most this long (default 3600; 0: "
+		"never)\n"
 		"  --client-attest       present an attested client certificate (inside a TEE)\n"
 		"  --attester KIND       evidence source for --client-attest (default auto)\n"
-		"  --ready-file FILE     write the bound HOST:PORT there once listening\n"
-		VERIFIER_OPTS_HELP
-		"  -h, --help            show this help\n");
+		"  --ready-file FILE     write the bound HOST:PORT there once "
+		"listening\n" VERIFIER_OPTS_HELP "  -h, --help            show this help\n");
 }
 
 enum {
@@ -53,18 +54,18 @@ enum {
 };
 
 static const struct option longopts[] = {
-	{ "listen", required_argument, NULL, OPT_LISTEN },
-	{ "server", required_argument, NULL, OPT_SERVER },
-	{ "fresh", no_argument, NULL, OPT_FRESH },
-	{ "check", no_argument, NULL, OPT_CHECK },
-	{ "allow-warning", no_argument, NULL, OPT_ALLOW_WARNING },
-	{ "cache-ttl", required_argument, NULL, OPT_CACHE_TTL },
-	{ "client-attest", no_argument, NULL, OPT_CLIENT_ATTEST },
-	{ "attester", required_argument, NULL, OPT_ATTESTER },
-	{ "ready-file", required_argument, NULL, OPT_READY },
+	{"listen", required_argument, NULL, OPT_LISTEN},
+	{"server", required_argument, NULL, OPT_SERVER},
+	{"fresh", no_argument, NULL, OPT_FRESH},
+	{"check", no_argument, NULL, OPT_CHECK},
+	{"allow-warning", no_argument, NULL, OPT_ALLOW_WARNING},
+	{"cache-ttl", required_argument, NULL, OPT_CACHE_TTL},
+	{"client-attest", no_argument, NULL, OPT_CLIENT_ATTEST},
+	{"attester", required_argument, NULL, OPT_ATTESTER},
+	{"ready-file", required_argument, NULL, OPT_READY},
 	VERIFIER_LONGOPTS,
-	{ "help", no_argument, NULL, 'h' },
-	{ NULL, 0, NULL, 0 },
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
 };
 
 static int check(const struct cl_ratls_proxy_opts *po)
@@ -92,13 +93,13 @@ static int check(const struct cl_ratls_proxy_opts *po)
 
 int cmd_ratls_connect(int argc, char **argv)
 {
-	struct verifier_opts vo = { 0 };
-	struct cl_ratls_verifier_opts ro = { 0 };
+	struct verifier_opts vo = {0};
+	struct cl_ratls_verifier_opts ro = {0};
 	struct cl_ratls_verifier *ver = NULL;
 	struct cl_attest_config cfg = CL_ATTEST_CONFIG_INIT;
 	struct cl_attester *att = NULL;
-	struct cl_ratls_issue_opts io = { 0 };
-	struct cl_ratls_proxy_opts po = { 0 };
+	struct cl_ratls_issue_opts io = {0};
+	struct cl_ratls_proxy_opts po = {0};
 	struct cl_ratls_proxy *p = NULL;
 	const char *ready = NULL;
 	char *end = NULL;
@@ -131,7 +132,8 @@ int cmd_ratls_connect(int argc, char **argv)
 		case OPT_CACHE_TTL:
 			ttl = strtol(optarg, &end, 10);
 			if (!*optarg || *end || ttl < 0 || ttl > 7L * 86400) {
-				fprintf(stderr, "cloister connect: --cache-ttl must be 0 to 604800\n");
+				fprintf(stderr,
+					"cloister connect: --cache-ttl must be 0 to 604800\n");
 				goto out;
 			}
 			break;
@@ -154,14 +156,16 @@ int cmd_ratls_connect(int argc, char **argv)
 			if (r < 0)
 				fprintf(stderr, "cloister connect: %s\n", cl_error_detail());
 			else
-				fprintf(stderr, "cloister connect: unknown or incomplete option '%s'\n",
+				fprintf(stderr,
+					"cloister connect: unknown or incomplete option '%s'\n",
 					argv[optind - 1]);
 			usage(stderr);
 			goto out;
 		}
 	}
 	if (optind != argc || !po.target || (!po.listen && !want_check)) {
-		fprintf(stderr, "cloister connect: --server and --listen (or --check) are required\n");
+		fprintf(stderr,
+			"cloister connect: --server and --listen (or --check) are required\n");
 		usage(stderr);
 		goto out;
 	}

@@ -12,7 +12,8 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: cloister devtee run [--state DIR] [--init-data FILE] [--debug] -- PROGRAM [ARGS...]\n"
+		"usage: cloister devtee run [--state DIR] [--init-data FILE] [--debug] -- PROGRAM "
+		"[ARGS...]\n"
 		"       cloister devtee measure [--init-data FILE] [--debug] -- PROGRAM [ARGS...]\n"
 		"       cloister devtee root [--state DIR]\n"
 		"\n"
@@ -26,7 +27,8 @@ static void usage(FILE *f)
 		"\n"
 		"options:\n"
 		"  --state DIR       keys and root certificate (default\n"
-		"                    $XDG_DATA_HOME/cloister/devtee or ~/.local/share/cloister/devtee)\n"
+		"                    $XDG_DATA_HOME/cloister/devtee or "
+		"~/.local/share/cloister/devtee)\n"
 		"  --init-data FILE  init-data whose SHA-384 goes into the report's host_data\n"
 		"  --debug           launch as debuggable (reports say so; verifiers reject them\n"
 		"                    unless --allow-debug)\n"
@@ -36,16 +38,16 @@ static void usage(FILE *f)
 enum { OPT_STATE = 256, OPT_INIT_DATA, OPT_DEBUG };
 
 static const struct option longopts[] = {
-	{ "state", required_argument, NULL, OPT_STATE },
-	{ "init-data", required_argument, NULL, OPT_INIT_DATA },
-	{ "debug", no_argument, NULL, OPT_DEBUG },
-	{ "help", no_argument, NULL, 'h' },
-	{ NULL, 0, NULL, 0 },
+	{"state", required_argument, NULL, OPT_STATE},
+	{"init-data", required_argument, NULL, OPT_INIT_DATA},
+	{"debug", no_argument, NULL, OPT_DEBUG},
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
 };
 
 int cmd_devtee(int argc, char **argv)
 {
-	struct cl_devtee_opts o = { 0 };
+	struct cl_devtee_opts o = {0};
 	const char *sub = NULL;
 	char dir[PATH_MAX];
 	uint8_t m[CL_DEVTEE_HASH_LEN];
@@ -112,7 +114,8 @@ int cmd_devtee(int argc, char **argv)
 	}
 	if (strcmp(sub, "measure") == 0) {
 		if (o.state_dir) {
-			fprintf(stderr, "cloister devtee measure: --state does not change a measurement\n");
+			fprintf(stderr,
+				"cloister devtee measure: --state does not change a measurement\n");
 			return EXIT_USAGE;
 		}
 		if (cl_devtee_measure_argv(&o, argv + optind, m) != CL_OK) {

@@ -9,32 +9,31 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: cloister ear verify --jwks FILE [--at RFC3339] TOKEN\n"
-		"       cloister ear jwks --signing-key KEY.pem\n"
-		"\n"
-		"EAR attestation results (draft-ietf-rats-ear-03 JWTs, ES256/ES384).\n"
-		"\n"
-		"  verify   check a token's signature against a JWKS, its expiry and profile,\n"
-		"           and print its claims as JSON. TOKEN is a file, '-' for stdin, or\n"
-		"           the token itself. Exit status: 0 valid, 1 invalid, 2 usage.\n"
-		"  jwks     print the public JWKS of a signing key (PEM EC P-256 or P-384)\n"
-		"\n"
-		"options:\n"
-		"  --jwks FILE         JWKS holding the verifier's public key(s)\n"
-		"  --at RFC3339        check expiry as of this time (default: now)\n"
-		"  --signing-key FILE  PEM EC private key\n"
-		"  -h, --help          show this help\n");
+	fprintf(f, "usage: cloister ear verify --jwks FILE [--at RFC3339] TOKEN\n"
+		   "       cloister ear jwks --signing-key KEY.pem\n"
+		   "\n"
+		   "EAR attestation results (draft-ietf-rats-ear-03 JWTs, ES256/ES384).\n"
+		   "\n"
+		   "  verify   check a token's signature against a JWKS, its expiry and profile,\n"
+		   "           and print its claims as JSON. TOKEN is a file, '-' for stdin, or\n"
+		   "           the token itself. Exit status: 0 valid, 1 invalid, 2 usage.\n"
+		   "  jwks     print the public JWKS of a signing key (PEM EC P-256 or P-384)\n"
+		   "\n"
+		   "options:\n"
+		   "  --jwks FILE         JWKS holding the verifier's public key(s)\n"
+		   "  --at RFC3339        check expiry as of this time (default: now)\n"
+		   "  --signing-key FILE  PEM EC private key\n"
+		   "  -h, --help          show this help\n");
 }
 
 enum { OPT_JWKS = 256, OPT_AT, OPT_KEY };
 
 static const struct option longopts[] = {
-	{ "jwks", required_argument, NULL, OPT_JWKS },
-	{ "at", required_argument, NULL, OPT_AT },
-	{ "signing-key", required_argument, NULL, OPT_KEY },
-	{ "help", no_argument, NULL, 'h' },
-	{ NULL, 0, NULL, 0 },
+	{"jwks", required_argument, NULL, OPT_JWKS},
+	{"at", required_argument, NULL, OPT_AT},
+	{"signing-key", required_argument, NULL, OPT_KEY},
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
 };
 
 static int print_json(const json_t *j)
@@ -53,7 +52,8 @@ static int print_json(const json_t *j)
 /* A token argument: a file, '-' for stdin, or the compact token itself. */
 static int read_token(const char *arg, struct cl_buf *out)
 {
-	if (strcmp(arg, "-") == 0 || access(arg, F_OK) == 0 || !strchr(arg, '.') || strchr(arg, '/'))
+	if (strcmp(arg, "-") == 0 || access(arg, F_OK) == 0 || !strchr(arg, '.') ||
+	    strchr(arg, '/'))
 		return cl_read_file(arg, CL_MAX_EAR_TOKEN, out);
 	return cl_buf_append(out, arg, strlen(arg));
 }
@@ -61,7 +61,7 @@ static int read_token(const char *arg, struct cl_buf *out)
 int cmd_ear(int argc, char **argv)
 {
 	const char *sub = NULL, *jwks_path = NULL, *key_path = NULL;
-	struct cl_buf jb = { 0 }, tok = { 0 };
+	struct cl_buf jb = {0}, tok = {0};
 	struct cl_ear_key *key = NULL;
 	json_t *jwks = NULL, *claims = NULL;
 	int64_t at = 0;
@@ -99,14 +99,16 @@ int cmd_ear(int argc, char **argv)
 			key_path = optarg;
 			break;
 		default:
-			fprintf(stderr, "cloister ear: unknown or incomplete option '%s'\n", argv[optind - 1]);
+			fprintf(stderr, "cloister ear: unknown or incomplete option '%s'\n",
+				argv[optind - 1]);
 			usage(stderr);
 			return EXIT_USAGE;
 		}
 	}
 	if (strcmp(sub, "jwks") == 0) {
 		if (!key_path || optind != argc) {
-			fprintf(stderr, "cloister ear jwks: needs --signing-key and no other argument\n");
+			fprintf(stderr,
+				"cloister ear jwks: needs --signing-key and no other argument\n");
 			return EXIT_USAGE;
 		}
 		if (cl_ear_key_load(key_path, &key) != CL_OK) {
@@ -122,7 +124,8 @@ int cmd_ear(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (cl_read_file(jwks_path, CL_MAX_JWKS, &jb) != CL_OK || read_token(argv[optind], &tok) != CL_OK) {
+	if (cl_read_file(jwks_path, CL_MAX_JWKS, &jb) != CL_OK ||
+	    read_token(argv[optind], &tok) != CL_OK) {
 		fprintf(stderr, "cloister ear: %s\n", cl_error_detail());
 		goto out;
 	}

@@ -31,10 +31,10 @@ static void usage(FILE *f)
 		"  --require-client-attestation\n"
 		"                        clients must present attested certificates, verified\n"
 		"                        with the verifier options below\n"
-		"  --allow-warning       accept clients appraised \"warning\", not only \"affirming\"\n"
-		"  --ready-file FILE     write the bound HOST:PORT there once serving\n"
-		VERIFIER_OPTS_HELP
-		"  -h, --help            show this help\n",
+		"  --allow-warning       accept clients appraised \"warning\", not only "
+		"\"affirming\"\n"
+		"  --ready-file FILE     write the bound HOST:PORT there once "
+		"serving\n" VERIFIER_OPTS_HELP "  -h, --help            show this help\n",
 		CL_RATLS_FRESH_PATH);
 }
 
@@ -51,18 +51,18 @@ enum {
 };
 
 static const struct option longopts[] = {
-	{ "listen", required_argument, NULL, OPT_LISTEN },
-	{ "upstream", required_argument, NULL, OPT_UPSTREAM },
-	{ "cert-ttl", required_argument, NULL, OPT_CERT_TTL },
-	{ "dns", required_argument, NULL, OPT_DNS },
-	{ "hash", required_argument, NULL, OPT_HASH },
-	{ "attester", required_argument, NULL, OPT_ATTESTER },
-	{ "require-client-attestation", no_argument, NULL, OPT_REQUIRE },
-	{ "allow-warning", no_argument, NULL, OPT_ALLOW_WARNING },
-	{ "ready-file", required_argument, NULL, OPT_READY },
+	{"listen", required_argument, NULL, OPT_LISTEN},
+	{"upstream", required_argument, NULL, OPT_UPSTREAM},
+	{"cert-ttl", required_argument, NULL, OPT_CERT_TTL},
+	{"dns", required_argument, NULL, OPT_DNS},
+	{"hash", required_argument, NULL, OPT_HASH},
+	{"attester", required_argument, NULL, OPT_ATTESTER},
+	{"require-client-attestation", no_argument, NULL, OPT_REQUIRE},
+	{"allow-warning", no_argument, NULL, OPT_ALLOW_WARNING},
+	{"ready-file", required_argument, NULL, OPT_READY},
 	VERIFIER_LONGOPTS,
-	{ "help", no_argument, NULL, 'h' },
-	{ NULL, 0, NULL, 0 },
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
 };
 
 /* Atomically, so a watcher never reads half an address. */
@@ -83,15 +83,15 @@ int ratls_write_ready(const char *path, const char *addr)
 
 int cmd_ratls_serve(int argc, char **argv)
 {
-	struct verifier_opts vo = { 0 };
-	struct cl_ratls_verifier_opts ro = { 0 };
+	struct verifier_opts vo = {0};
+	struct cl_ratls_verifier_opts ro = {0};
 	struct cl_ratls_verifier *ver = NULL;
 	struct cl_attest_config cfg = CL_ATTEST_CONFIG_INIT;
 	struct cl_attester *att = NULL;
-	struct cl_ratls_issue_opts io = { 0 };
-	struct cl_ratls_proxy_opts po = { 0 };
+	struct cl_ratls_issue_opts io = {0};
+	struct cl_ratls_proxy_opts po = {0};
 	struct cl_ratls_proxy *p = NULL;
-	const char *dns[2] = { NULL, NULL }, *ready = NULL;
+	const char *dns[2] = {NULL, NULL}, *ready = NULL;
 	char *end = NULL;
 	int c = 0, r = 0, require = 0, ret = EXIT_USAGE;
 	long ttl = 3600;
@@ -113,7 +113,8 @@ int cmd_ratls_serve(int argc, char **argv)
 		case OPT_CERT_TTL:
 			ttl = strtol(optarg, &end, 10);
 			if (!*optarg || *end || ttl < 30 || ttl > 366L * 86400) {
-				fprintf(stderr, "cloister serve: --cert-ttl must be 30 s to a year\n");
+				fprintf(stderr,
+					"cloister serve: --cert-ttl must be 30 s to a year\n");
 				goto out;
 			}
 			break;
@@ -128,7 +129,8 @@ int cmd_ratls_serve(int argc, char **argv)
 			else if (strcmp(optarg, "sha512") == 0)
 				io.hash = CL_SHA512;
 			else {
-				fprintf(stderr, "cloister serve: --hash is sha256, sha384 or sha512\n");
+				fprintf(stderr,
+					"cloister serve: --hash is sha256, sha384 or sha512\n");
 				goto out;
 			}
 			break;
@@ -154,14 +156,16 @@ int cmd_ratls_serve(int argc, char **argv)
 			if (r < 0)
 				fprintf(stderr, "cloister serve: %s\n", cl_error_detail());
 			else
-				fprintf(stderr, "cloister serve: unknown or incomplete option '%s'\n",
+				fprintf(stderr,
+					"cloister serve: unknown or incomplete option '%s'\n",
 					argv[optind - 1]);
 			usage(stderr);
 			goto out;
 		}
 	}
 	if (optind != argc || !po.listen || !po.target) {
-		fprintf(stderr, "cloister serve: --listen and --upstream are required; no operands\n");
+		fprintf(stderr,
+			"cloister serve: --listen and --upstream are required; no operands\n");
 		usage(stderr);
 		goto out;
 	}

@@ -47,16 +47,16 @@ static void usage(FILE *f)
 enum { OPT_MSG = 256, OPT_SIG, OPT_PCRS, OPT_AK, OPT_EVENT_LOG, OPT_AK_CERT, OPT_TCTI, OPT_NONCE };
 
 static const struct option longopts[] = {
-	{ "msg", required_argument, NULL, OPT_MSG },
-	{ "sig", required_argument, NULL, OPT_SIG },
-	{ "pcrs", required_argument, NULL, OPT_PCRS },
-	{ "ak", required_argument, NULL, OPT_AK },
-	{ "event-log", required_argument, NULL, OPT_EVENT_LOG },
-	{ "ak-cert", required_argument, NULL, OPT_AK_CERT },
-	{ "tcti", required_argument, NULL, OPT_TCTI },
-	{ "nonce", required_argument, NULL, OPT_NONCE },
-	{ "help", no_argument, NULL, 'h' },
-	{ NULL, 0, NULL, 0 },
+	{"msg", required_argument, NULL, OPT_MSG},
+	{"sig", required_argument, NULL, OPT_SIG},
+	{"pcrs", required_argument, NULL, OPT_PCRS},
+	{"ak", required_argument, NULL, OPT_AK},
+	{"event-log", required_argument, NULL, OPT_EVENT_LOG},
+	{"ak-cert", required_argument, NULL, OPT_AK_CERT},
+	{"tcti", required_argument, NULL, OPT_TCTI},
+	{"nonce", required_argument, NULL, OPT_NONCE},
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
 };
 
 struct args {
@@ -80,8 +80,8 @@ static int parse_args(int argc, char **argv, const int *allowed, struct args *a)
 		for (const int *p = allowed; *p; p++)
 			ok |= *p == c;
 		if (!ok) {
-			fprintf(stderr, "cloister tpm %s: unknown or incomplete option '%s'\n", argv[0],
-				argv[optind - 1]);
+			fprintf(stderr, "cloister tpm %s: unknown or incomplete option '%s'\n",
+				argv[0], argv[optind - 1]);
 			usage(stderr);
 			return -1;
 		}
@@ -132,9 +132,9 @@ static int print_json(json_t *j)
 
 static int cmd_eventlog(int argc, char **argv)
 {
-	static const int allowed[] = { 0 };
-	struct args a = { 0 };
-	struct cl_buf b = { 0 };
+	static const int allowed[] = {0};
+	struct args a = {0};
+	struct cl_buf b = {0};
 	struct cl_evlog log;
 	json_t *j = NULL;
 	int r = parse_args(argc, argv, allowed, &a), ret = EXIT_USAGE;
@@ -150,7 +150,8 @@ static int cmd_eventlog(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (cl_evlog_parse(b.data, b.len, &log) != CL_OK || cl_evlog_to_json(&log, &j) != CL_OK) {
-		fprintf(stderr, "cloister tpm eventlog: malformed event log: %s\n", cl_error_detail());
+		fprintf(stderr, "cloister tpm eventlog: malformed event log: %s\n",
+			cl_error_detail());
 		ret = EXIT_REJECTED;
 	} else {
 		ret = print_json(j);
@@ -164,7 +165,7 @@ static int cmd_eventlog(int argc, char **argv)
 /* Take a file's bytes (PEM decoded to DER where it is PEM). */
 static int load_der(const char *path, size_t max, int cert, uint8_t **out, size_t *len)
 {
-	struct cl_buf b = { 0 };
+	struct cl_buf b = {0};
 	BIO *bio = NULL;
 	int rc = CL_OK, l = 0;
 	unsigned char *der = NULL;
@@ -202,11 +203,11 @@ out:
 
 static int cmd_import(int argc, char **argv)
 {
-	static const int allowed[] = { OPT_MSG, OPT_SIG, OPT_PCRS, OPT_AK, OPT_EVENT_LOG,
-				       OPT_AK_CERT, 0 };
-	struct args a = { 0 };
+	static const int allowed[] = {OPT_MSG,	     OPT_SIG,	  OPT_PCRS, OPT_AK,
+				      OPT_EVENT_LOG, OPT_AK_CERT, 0};
+	struct args a = {0};
 	struct cl_tpm_evidence ev;
-	struct cl_buf pcrs = { 0 };
+	struct cl_buf pcrs = {0};
 	TPMS_ATTEST att;
 	TPMT_SIGNATURE sig;
 	EVP_PKEY *k = NULL;
@@ -225,9 +226,10 @@ static int cmd_import(int argc, char **argv)
 	    load_der(a.sig, CL_TPM_MAX_SIG, 0, &ev.sig, &ev.sig_len) != CL_OK ||
 	    cl_read_file(a.pcrs, 64 * 1024, &pcrs) != CL_OK ||
 	    (a.ak && load_der(a.ak, CL_TPM_MAX_AK, 0, &ev.ak, &ev.ak_len) != CL_OK) ||
-	    (a.ak_cert && load_der(a.ak_cert, 16 * 1024, 1, &ev.ak_cert, &ev.ak_cert_len) != CL_OK) ||
-	    (a.event_log &&
-	     load_der(a.event_log, CL_EVLOG_MAX_BYTES, 0, &ev.event_log, &ev.event_log_len) != CL_OK)) {
+	    (a.ak_cert &&
+	     load_der(a.ak_cert, 16 * 1024, 1, &ev.ak_cert, &ev.ak_cert_len) != CL_OK) ||
+	    (a.event_log && load_der(a.event_log, CL_EVLOG_MAX_BYTES, 0, &ev.event_log,
+				     &ev.event_log_len) != CL_OK)) {
 		fprintf(stderr, "cloister tpm import: %s\n", cl_error_detail());
 		goto out;
 	}
@@ -256,8 +258,8 @@ out:
 
 static int cmd_quote(int argc, char **argv)
 {
-	static const int allowed[] = { OPT_TCTI, OPT_NONCE, OPT_PCRS, 0 };
-	struct args a = { 0 };
+	static const int allowed[] = {OPT_TCTI, OPT_NONCE, OPT_PCRS, 0};
+	struct args a = {0};
 	uint8_t *nonce = NULL;
 	size_t nonce_len = 0;
 	json_t *j = NULL;
@@ -289,8 +291,8 @@ out:
 
 static int cmd_ak(int argc, char **argv)
 {
-	static const int allowed[] = { OPT_TCTI, 0 };
-	struct args a = { 0 };
+	static const int allowed[] = {OPT_TCTI, 0};
+	struct args a = {0};
 	char *pem = NULL;
 	int r = parse_args(argc, argv, allowed, &a);
 
@@ -314,8 +316,10 @@ int cmd_tpm(int argc, char **argv)
 	static const struct {
 		const char *name;
 		int (*fn)(int, char **);
-	} subs[] = { { "eventlog", cmd_eventlog }, { "import", cmd_import },
-		     { "quote", cmd_quote },	   { "ak", cmd_ak } };
+	} subs[] = {{"eventlog", cmd_eventlog},
+		    {"import", cmd_import},
+		    {"quote", cmd_quote},
+		    {"ak", cmd_ak}};
 
 	if (argc < 2) {
 		usage(stderr);

@@ -15,14 +15,16 @@ static void usage(FILE *f)
 		"\n"
 		"Verify hardware evidence offline against pinned vendor roots and print one\n"
 		"JSON object: {\"status\", \"format\", \"reason\", \"claims\"}.\n"
-		"Exit status: 0 verified, 1 rejected (also for malformed evidence), 2 usage or I/O error.\n"
+		"Exit status: 0 verified, 1 rejected (also for malformed evidence), 2 usage or I/O "
+		"error.\n"
 		"With --policy or --reference-values the object also has an \"appraisal\".\n"
-		"With --ear it prints only a signed EAR token (draft-ietf-rats-ear-03) and exits 0\n"
+		"With --ear it prints only a signed EAR token (draft-ietf-rats-ear-03) and exits "
+		"0\n"
 		"whenever the evidence verified, whatever the token's status; 1 when it did not.\n"
 		"\n"
 		"options:\n"
-		"  --format F          auto (default), snp, tdx, sgx, devtee or tpm\n"
-		VERIFIER_OPTS_HELP
+		"  --format F          auto (default), snp, tdx, sgx, devtee or "
+		"tpm\n" VERIFIER_OPTS_HELP
 		"  --ear               print an EAR attestation result instead of JSON\n"
 		"  --signing-key FILE  EAR signing key (PEM EC P-256 → ES256, P-384 → ES384)\n"
 		"  --nonce HEX         freshness nonce to carry as eat_nonce (8..64 bytes)\n"
@@ -58,22 +60,22 @@ enum {
 };
 
 static const struct option longopts[] = {
-	{ "format", required_argument, NULL, OPT_FORMAT },
+	{"format", required_argument, NULL, OPT_FORMAT},
 	VERIFIER_LONGOPTS,
-	{ "certs", required_argument, NULL, OPT_CERTS },
-	{ "report-data", required_argument, NULL, OPT_REPORT_DATA },
-	{ "ear", no_argument, NULL, OPT_EAR },
-	{ "signing-key", required_argument, NULL, OPT_SIGNING_KEY },
-	{ "nonce", required_argument, NULL, OPT_NONCE },
-	{ "ttl", required_argument, NULL, OPT_TTL },
-	{ "ak", required_argument, NULL, OPT_AK },
-	{ "ak-roots", required_argument, NULL, OPT_AK_ROOTS },
-	{ "offline", no_argument, NULL, OPT_OFFLINE },
-	{ "cache-dir", required_argument, NULL, OPT_CACHE_DIR },
-	{ "kds-url", required_argument, NULL, OPT_KDS_URL },
-	{ "pcs-url", required_argument, NULL, OPT_PCS_URL },
-	{ "help", no_argument, NULL, 'h' },
-	{ NULL, 0, NULL, 0 },
+	{"certs", required_argument, NULL, OPT_CERTS},
+	{"report-data", required_argument, NULL, OPT_REPORT_DATA},
+	{"ear", no_argument, NULL, OPT_EAR},
+	{"signing-key", required_argument, NULL, OPT_SIGNING_KEY},
+	{"nonce", required_argument, NULL, OPT_NONCE},
+	{"ttl", required_argument, NULL, OPT_TTL},
+	{"ak", required_argument, NULL, OPT_AK},
+	{"ak-roots", required_argument, NULL, OPT_AK_ROOTS},
+	{"offline", no_argument, NULL, OPT_OFFLINE},
+	{"cache-dir", required_argument, NULL, OPT_CACHE_DIR},
+	{"kds-url", required_argument, NULL, OPT_KDS_URL},
+	{"pcs-url", required_argument, NULL, OPT_PCS_URL},
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
 };
 
 static int parse_report_data(const char *hex, uint8_t out[CL_REPORT_DATA_LEN])
@@ -85,11 +87,12 @@ static int parse_report_data(const char *hex, uint8_t out[CL_REPORT_DATA_LEN])
 		n -= 2;
 	}
 	if (n > 2 * CL_REPORT_DATA_LEN || n % 2)
-		return cl_fail(CL_ERR_ARG, "--report-data needs an even number of hex digits, at most %d",
+		return cl_fail(CL_ERR_ARG,
+			       "--report-data needs an even number of hex digits, at most %d",
 			       2 * CL_REPORT_DATA_LEN);
 	memset(out, 0, CL_REPORT_DATA_LEN);
 	for (size_t i = 0; i < n / 2; i++) {
-		char pair[3] = { hex[2 * i], hex[2 * i + 1], 0 };
+		char pair[3] = {hex[2 * i], hex[2 * i + 1], 0};
 		uint8_t b = 0;
 
 		if (cl_hex_decode_exact(pair, &b, 1) != CL_OK)
@@ -116,11 +119,11 @@ static int appraise(const struct verifier_opts *vo, const struct cl_verify_opts 
 		    const json_t *claims, const uint8_t *nonce, size_t nonce_len,
 		    const struct cl_ear_key *key, int64_t ttl, json_t **json, char **jwt)
 {
-	struct cl_appraise_ctx ctx = { nonce, nonce_len, o->have_report_data ? o->report_data : NULL,
-				       o->at };
-	struct cl_appraisal a = { 0 };
-	struct cl_ear_submod sm = { "cpu0", &a, claims };
-	struct cl_ear_opts eo = { "cloister " CLOISTER_VERSION, nonce, nonce_len, 0, ttl };
+	struct cl_appraise_ctx ctx = {nonce, nonce_len, o->have_report_data ? o->report_data : NULL,
+				      o->at};
+	struct cl_appraisal a = {0};
+	struct cl_ear_submod sm = {"cpu0", &a, claims};
+	struct cl_ear_opts eo = {"cloister " CLOISTER_VERSION, nonce, nonce_len, 0, ttl};
 	json_t *tv = NULL;
 	int rc = CL_OK;
 
@@ -135,7 +138,8 @@ static int appraise(const struct verifier_opts *vo, const struct cl_verify_opts 
 		if (a.vector[i])
 			json_object_set_new(tv, cl_tv_claim_name(i), json_integer(a.vector[i]));
 	*json = json_pack("{s:s, s:O, s:s, s:O}", "status", cl_tier_name(a.status),
-			  "trustworthiness_vector", tv, "policy_id", a.policy_id, "reasons", a.reasons);
+			  "trustworthiness_vector", tv, "policy_id", a.policy_id, "reasons",
+			  a.reasons);
 	CL_CHECK(*json, CL_ERR_NOMEM, "out of memory");
 out:
 	json_decref(tv);
@@ -145,10 +149,10 @@ out:
 
 int cmd_verify(int argc, char **argv)
 {
-	struct verifier_opts vo = { 0 };
+	struct verifier_opts vo = {0};
 	struct cl_verify_opts o = CL_VERIFY_OPTS_INIT;
-	struct cl_verify_result res = { 0 };
-	struct cl_buf ev = { 0 }, certs = { 0 }, ak = { 0 }, ak_roots = { 0 };
+	struct cl_verify_result res = {0};
+	struct cl_buf ev = {0}, certs = {0}, ak = {0}, ak_roots = {0};
 	const char *ak_path = NULL, *ak_roots_path = NULL;
 	struct cl_ear_key *key = NULL;
 	const char *certs_path = NULL, *key_path = NULL;
@@ -240,7 +244,8 @@ int cmd_verify(int argc, char **argv)
 	    (certs_path && cl_read_file(certs_path, 256 * 1024, &certs) != CL_OK) ||
 	    (ak_path && cl_read_file(ak_path, 16 * 1024, &ak) != CL_OK) ||
 	    (ak_roots_path && cl_read_file(ak_roots_path, 256 * 1024, &ak_roots) != CL_OK) ||
-	    verifier_opts_load(&vo) != CL_OK || (key_path && cl_ear_key_load(key_path, &key) != CL_OK)) {
+	    verifier_opts_load(&vo) != CL_OK ||
+	    (key_path && cl_ear_key_load(key_path, &key) != CL_OK)) {
 		fprintf(stderr, "cloister verify: %s\n", cl_error_detail());
 		goto out;
 	}

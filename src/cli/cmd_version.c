@@ -9,7 +9,8 @@
 int cmd_version(int argc, char **argv)
 {
 	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-		printf("usage: cloister version\n\nPrint cloister's version and the library versions it runs on.\n");
+		printf("usage: cloister version\n\nPrint cloister's version and the library "
+		       "versions it runs on.\n");
 		return 0;
 	}
 	if (argc > 1) {

@@ -11,16 +11,18 @@ struct command {
 };
 
 static const struct command commands[] = {
-	{ "verify", cmd_verify, "verify hardware evidence (SEV-SNP, TDX, SGX) offline" },
-	{ "ear", cmd_ear, "verify EAR attestation results, publish the signing JWKS" },
-	{ "devtee", cmd_devtee, "run a program in the development TEE, measure it" },
-	{ "agent", cmd_agent, "attester inside a TEE: write this TEE's evidence" },
-	{ "serve", cmd_ratls_serve, "in a TEE: attested TLS in front of a local upstream" },
-	{ "connect", cmd_ratls_connect, "forward local connections to a verified attested TLS server" },
-	{ "kbs", cmd_kbs, "key broker service (Trustee KBS protocol): serve, admin, audit" },
-	{ "tpm", cmd_tpm, "TPM 2.0: event logs, import tpm2_quote output, quote, AK" },
-	{ "demo", cmd_demo, "the whole flow on this machine: KBS, dev TEE, secret released or refused" },
-	{ "version", cmd_version, "print the version" },
+	{"verify", cmd_verify, "verify hardware evidence (SEV-SNP, TDX, SGX) offline"},
+	{"ear", cmd_ear, "verify EAR attestation results, publish the signing JWKS"},
+	{"devtee", cmd_devtee, "run a program in the development TEE, measure it"},
+	{"agent", cmd_agent, "attester inside a TEE: write this TEE's evidence"},
+	{"serve", cmd_ratls_serve, "in a TEE: attested TLS in front of a local upstream"},
+	{"connect", cmd_ratls_connect,
+	 "forward local connections to a verified attested TLS server"},
+	{"kbs", cmd_kbs, "key broker service (Trustee KBS protocol): serve, admin, audit"},
+	{"tpm", cmd_tpm, "TPM 2.0: event logs, import tpm2_quote output, quote, AK"},
+	{"demo", cmd_demo,
+	 "the whole flow on this machine: KBS, dev TEE, secret released or refused"},
+	{"version", cmd_version, "print the version"},
 };
 
 static void usage(FILE *f)

@@ -52,7 +52,7 @@ int verifier_opts_load(struct verifier_opts *v)
 		CL_GUARD(cl_read_file(v->corim_key_path, CL_MAX_CORIM_KEY, &v->corim_key));
 	}
 	if (v->rv_path) {
-		struct cl_corim_opts co = { v->corim_key.data, v->corim_key.len, v->verify.at };
+		struct cl_corim_opts co = {v->corim_key.data, v->corim_key.len, v->verify.at};
 
 		CL_GUARD(cl_refvalues_load_any(v->rv_path, &co, &v->rv));
 	}

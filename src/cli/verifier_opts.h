@@ -23,26 +23,28 @@ enum {
 	VOPT_DEVTEE_ROOT,
 };
 
-#define VERIFIER_LONGOPTS                                                            \
-	{ "policy", required_argument, NULL, VOPT_POLICY },                            \
-	{ "reference-values", required_argument, NULL, VOPT_REFERENCE_VALUES },        \
-	{ "collateral", required_argument, NULL, VOPT_COLLATERAL },                    \
-	{ "vcek", required_argument, NULL, VOPT_VCEK },                                \
-	{ "at", required_argument, NULL, VOPT_AT },                                    \
-	{ "allow-debug", no_argument, NULL, VOPT_ALLOW_DEBUG },                        \
-	{ "corim-key", required_argument, NULL, VOPT_CORIM_KEY },                      \
-	{ "devtee-root", required_argument, NULL, VOPT_DEVTEE_ROOT }
+#define VERIFIER_LONGOPTS                                                                          \
+	{"policy", required_argument, NULL, VOPT_POLICY},                                          \
+		{"reference-values", required_argument, NULL, VOPT_REFERENCE_VALUES},              \
+		{"collateral", required_argument, NULL, VOPT_COLLATERAL},                          \
+		{"vcek", required_argument, NULL, VOPT_VCEK},                                      \
+		{"at", required_argument, NULL, VOPT_AT},                                          \
+		{"allow-debug", no_argument, NULL, VOPT_ALLOW_DEBUG},                              \
+		{"corim-key", required_argument, NULL, VOPT_CORIM_KEY},                            \
+	{                                                                                          \
+		"devtee-root", required_argument, NULL, VOPT_DEVTEE_ROOT                           \
+	}
 
-#define VERIFIER_OPTS_HELP                                                             \
-	"  --policy FILE       Lua appraisal policy (default: the built-in policy)\n"    \
-	"  --reference-values FILE  accepted measurements and minimum TCBs (JSON, or a\n" \
-	"                      CoRIM: unsigned, or COSE-signed with --corim-key)\n"     \
-	"  --corim-key PEM     public key or certificate the CoRIM must be signed by\n" \
-	"  --collateral PATH   DCAP collateral: JSON file or directory of PCS responses\n" \
-	"  --vcek FILE         SNP: VCEK or VLEK certificate (DER or PEM); otherwise the\n" \
-	"                      cache, then the AMD KDS, are used\n"                      \
-	"  --at RFC3339        verify as of this time (default: now)\n"                  \
-	"  --allow-debug       accept debuggable guests and enclaves\n"                \
+#define VERIFIER_OPTS_HELP                                                                         \
+	"  --policy FILE       Lua appraisal policy (default: the built-in policy)\n"              \
+	"  --reference-values FILE  accepted measurements and minimum TCBs (JSON, or a\n"          \
+	"                      CoRIM: unsigned, or COSE-signed with --corim-key)\n"                \
+	"  --corim-key PEM     public key or certificate the CoRIM must be signed by\n"            \
+	"  --collateral PATH   DCAP collateral: JSON file or directory of PCS responses\n"         \
+	"  --vcek FILE         SNP: VCEK or VLEK certificate (DER or PEM); otherwise the\n"        \
+	"                      cache, then the AMD KDS, are used\n"                                \
+	"  --at RFC3339        verify as of this time (default: now)\n"                            \
+	"  --allow-debug       accept debuggable guests and enclaves\n"                            \
 	"  --devtee-root PEM   trust dev-TEE reports signed by this development root\n"
 
 struct verifier_opts {

@@ -4,7 +4,7 @@
 #include "cloister/core.h"
 
 static enum cl_log_level current = CL_LOG_WARN;
-static const char *const names[] = { "error", "warn", "info", "debug" };
+static const char *const names[] = {"error", "warn", "info", "debug"};
 
 void cl_log_set_level(enum cl_log_level lvl)
 {

@@ -44,7 +44,8 @@ int cl_time_parse(const char *s, int64_t *out)
 	if (*p == 'Z' || *p == 'z') {
 		p++;
 	} else if (*p == '+' || *p == '-') {
-		if (digits(p + 1, 2, &oh) || p[3] != ':' || digits(p + 4, 2, &om) || oh > 23 || om > 59)
+		if (digits(p + 1, 2, &oh) || p[3] != ':' || digits(p + 4, 2, &om) || oh > 23 ||
+		    om > 59)
 			return cl_fail(CL_ERR_MALFORMED, "bad offset in time: '%s'", s);
 		off = (oh * 60 + om) * 60L * (*p == '+' ? 1 : -1);
 		p += 6;

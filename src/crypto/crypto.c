@@ -65,7 +65,8 @@ int cl_hkdf_sha384(const uint8_t *ikm, size_t ikm_len, const uint8_t *salt, size
 	if (salt)
 		params[n++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt,
 								salt_len);
-	params[n++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)info, info_len);
+	params[n++] =
+		OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)info, info_len);
 	params[n] = OSSL_PARAM_construct_end();
 	CL_CHECK(EVP_KDF_derive(ctx, out, out_len, params) == 1, CL_ERR_CRYPTO, "HKDF failed");
 out:
@@ -137,8 +138,8 @@ int cl_ecdsa_verify_digest_raw(EVP_PKEY *key, const uint8_t *dgst, size_t dlen, 
 	return CL_OK;
 }
 
-int cl_verify_der(EVP_PKEY *key, enum cl_hash h, const void *msg, size_t msglen,
-		  const uint8_t *sig, size_t siglen)
+int cl_verify_der(EVP_PKEY *key, enum cl_hash h, const void *msg, size_t msglen, const uint8_t *sig,
+		  size_t siglen)
 {
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	int ok = 0;
@@ -225,7 +226,8 @@ int cl_x509_from_der(const uint8_t *der, size_t n, X509 **out)
 	uint8_t hash[32];
 
 	if (n > CL_MAX_CERT_DER || n > LONG_MAX)
-		return cl_fail(CL_ERR_MALFORMED, "certificate larger than %d bytes", CL_MAX_CERT_DER);
+		return cl_fail(CL_ERR_MALFORMED, "certificate larger than %d bytes",
+			       CL_MAX_CERT_DER);
 	CL_GUARD(cl_digest(CL_SHA256, der, n, hash));
 	pthread_mutex_lock(&decode_lock);
 	for (unsigned i = 0; i < DECODE_CACHE_SLOTS && !x; i++)
@@ -280,7 +282,7 @@ int cl_x509_from_any(const uint8_t *p, size_t n, X509 **out)
 	return CL_OK;
 }
 
-int cl_x509_chain_from_pem(const uint8_t *p, size_t n, STACK_OF(X509) **out)
+int cl_x509_chain_from_pem(const uint8_t *p, size_t n, STACK_OF(X509) * *out)
 {
 	BIO *bio = NULL;
 	STACK_OF(X509) *sk = NULL;
@@ -416,7 +418,8 @@ int cl_crl_check(X509_CRL *crl, X509 *issuer, int64_t at)
 		int ok = X509_CRL_verify(crl, ikey);
 
 		ERR_clear_error();
-		CL_ENSURE_MSG(ok == 1, CL_ERR_SIGNATURE, "CRL of %s: signature does not verify", who);
+		CL_ENSURE_MSG(ok == 1, CL_ERR_SIGNATURE, "CRL of %s: signature does not verify",
+			      who);
 		(void)crl_sig_cached(key, 1);
 	}
 	CL_ENSURE_MSG(X509_CRL_get0_nextUpdate(crl) != NULL, CL_ERR_CHAIN,
@@ -425,8 +428,8 @@ int cl_crl_check(X509_CRL *crl, X509 *issuer, int64_t at)
 	CL_GUARD(asn1_epoch(X509_CRL_get0_nextUpdate(crl), &until));
 	if (at == 0)
 		at = (int64_t)time(NULL);
-	CL_ENSURE_MSG(at >= from && at <= until, CL_ERR_EXPIRED, "CRL of %s is not valid at that time",
-		      who);
+	CL_ENSURE_MSG(at >= from && at <= until, CL_ERR_EXPIRED,
+		      "CRL of %s is not valid at that time", who);
 	return CL_OK;
 }
 
@@ -437,7 +440,7 @@ int cl_crl_check(X509_CRL *crl, X509 *issuer, int64_t at)
  * certificate below the root needs a CRL from its own issuer that passes
  * cl_crl_check() and does not list it.
  */
-static int check_revocation(STACK_OF(X509) *chain, STACK_OF(X509_CRL) *crls, int64_t at)
+static int check_revocation(STACK_OF(X509) * chain, STACK_OF(X509_CRL) * crls, int64_t at)
 {
 	for (int i = 0; i + 1 < sk_X509_num(chain); i++) {
 		X509 *cert = sk_X509_value(chain, i), *issuer = sk_X509_value(chain, i + 1);
@@ -452,14 +455,14 @@ static int check_revocation(STACK_OF(X509) *chain, STACK_OF(X509_CRL) *crls, int
 			      "certificate chain: no CRL from the issuer at depth %d", i + 1);
 		CL_GUARD(cl_crl_check(crl, issuer, at));
 		if (X509_CRL_get0_by_cert(crl, &rev, cert) == 1)
-			return cl_fail(CL_ERR_REVOKED, "certificate chain: certificate revoked (depth %d)",
-				       i);
+			return cl_fail(CL_ERR_REVOKED,
+				       "certificate chain: certificate revoked (depth %d)", i);
 	}
 	return CL_OK;
 }
 
-int cl_x509_verify(X509 *leaf, STACK_OF(X509) *untrusted, STACK_OF(X509) *roots,
-		   STACK_OF(X509_CRL) *crls, int64_t at, int *depth)
+int cl_x509_verify(X509 *leaf, STACK_OF(X509) * untrusted, STACK_OF(X509) * roots,
+		   STACK_OF(X509_CRL) * crls, int64_t at, int *depth)
 {
 	X509_STORE *store = X509_STORE_new();
 	X509_STORE_CTX *ctx = X509_STORE_CTX_new();

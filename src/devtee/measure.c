@@ -24,7 +24,7 @@ static int upd(EVP_MD_CTX *md, const void *p, size_t n)
 
 static int upd_u32(EVP_MD_CTX *md, uint32_t v)
 {
-	uint8_t b[4] = { (uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24) };
+	uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
 
 	return upd(md, b, 4);
 }
@@ -47,7 +47,8 @@ int cl_devtee_measure(const struct cl_devtee_launch *l, uint8_t out[CL_DEVTEE_HA
 	CL_CHECK(md, CL_ERR_NOMEM, "out of memory");
 	CL_CHECK(l->argc >= 1 && l->argc <= CL_DEVTEE_MAX_ARGS, CL_ERR_ARG,
 		 "a launch needs 1 to %d arguments", CL_DEVTEE_MAX_ARGS);
-	CL_CHECK(EVP_DigestInit_ex(md, EVP_sha384(), NULL) == 1, CL_ERR_CRYPTO, "SHA-384 init failed");
+	CL_CHECK(EVP_DigestInit_ex(md, EVP_sha384(), NULL) == 1, CL_ERR_CRYPTO,
+		 "SHA-384 init failed");
 	CL_TRY(upd(md, measure_domain, sizeof(measure_domain))); /* NUL included */
 	CL_TRY(upd_u32(md, l->flags));
 	CL_TRY(upd(md, l->host_data, CL_DEVTEE_HASH_LEN));
@@ -110,7 +111,7 @@ int cl_devtee_resolve(const char *prog, char *out, size_t cap)
 
 int cl_devtee_host_data(const char *init_data_path, uint8_t out[CL_DEVTEE_HASH_LEN])
 {
-	struct cl_buf b = { 0 };
+	struct cl_buf b = {0};
 	int rc = CL_OK;
 
 	memset(out, 0, CL_DEVTEE_HASH_LEN);
@@ -126,8 +127,8 @@ out:
 int cl_devtee_measure_argv(const struct cl_devtee_opts *o, char *const argv[],
 			   uint8_t out[CL_DEVTEE_HASH_LEN])
 {
-	struct cl_devtee_launch l = { 0 };
-	struct cl_buf prog = { 0 };
+	struct cl_devtee_launch l = {0};
+	struct cl_buf prog = {0};
 	char path[PATH_MAX];
 	int rc = CL_OK;
 

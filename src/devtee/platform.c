@@ -54,7 +54,7 @@ static void forward(int sig)
 /* Answer one request; the response payload goes to out (CL_DEVTEE_MAX_MSG - 4). */
 static int handle(struct platform *pf, const struct cl_devtee_req *q, uint8_t *out, size_t *len)
 {
-	struct cl_devtee_report r = { 0 };
+	struct cl_devtee_report r = {0};
 	uint8_t *p = NULL;
 
 	*len = 0;
@@ -122,7 +122,7 @@ static int serve(struct platform *pf, int sock, pid_t pid, int *wstatus)
 {
 	static uint8_t msg[CL_DEVTEE_MAX_MSG];
 	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	struct pollfd fds[2] = { { sock, POLLIN, 0 }, { pidfd, POLLIN, 0 } };
+	struct pollfd fds[2] = {{sock, POLLIN, 0}, {pidfd, POLLIN, 0}};
 
 	CL_ENSURE_MSG(pidfd >= 0, CL_ERR_INTERNAL, "pidfd_open: %s", strerror(errno));
 	for (;;) {
@@ -202,11 +202,13 @@ static void child(int sock, int memfd, const char *state, pid_t parent, int debu
 	}
 	if (!hidden) {
 		if (!debug) {
-			fprintf(stderr, "cloister devtee: cannot hide the state directory from the "
-					"workload (no mount namespace); refusing to run without --debug\n");
+			fprintf(stderr,
+				"cloister devtee: cannot hide the state directory from the "
+				"workload (no mount namespace); refusing to run without --debug\n");
 			_exit(126);
 		}
-		fprintf(stderr, "cloister devtee: warning: the workload can read the platform key\n");
+		fprintf(stderr,
+			"cloister devtee: warning: the workload can read the platform key\n");
 	}
 	fexecve(4, argv, environ);
 	fprintf(stderr, "cloister devtee: cannot execute %s: %s\n", argv[0], strerror(errno));
@@ -216,12 +218,12 @@ static void child(int sock, int memfd, const char *state, pid_t parent, int debu
 int cl_devtee_run(const struct cl_devtee_opts *o, char *const argv[], int *status)
 {
 	static struct platform pf;
-	struct cl_devtee_launch l = { 0 };
-	struct cl_buf prog = { 0 };
+	struct cl_devtee_launch l = {0};
+	struct cl_buf prog = {0};
 	struct sigaction sa, old[4];
-	static const int sigs[4] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+	static const int sigs[4] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
 	char dir[PATH_MAX], real[PATH_MAX], path[PATH_MAX];
-	int sv[2] = { -1, -1 }, memfd = -1, rc = CL_OK, ws = 0, have_sigs = 0;
+	int sv[2] = {-1, -1}, memfd = -1, rc = CL_OK, ws = 0, have_sigs = 0;
 	pid_t pid = -1, self = getpid();
 
 	memset(&pf, 0, sizeof(pf));

@@ -94,7 +94,8 @@ int cl_devtee_sandbox(const char *state_dir, pid_t parent, int *hidden)
 	/* Without capabilities the tmpfs cannot be unmounted nor the key reached another way. */
 	for (int cap = 0; cap <= 63; cap++)
 		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL && errno != EPERM)
-			CL_BAIL(CL_ERR_INTERNAL, "cannot drop capability %d: %s", cap, strerror(errno));
+			CL_BAIL(CL_ERR_INTERNAL, "cannot drop capability %d: %s", cap,
+				strerror(errno));
 	(void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
 	CL_ENSURE_MSG(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) == 0, CL_ERR_INTERNAL,
 		      "cannot set the parent-death signal: %s", strerror(errno));

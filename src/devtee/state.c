@@ -20,7 +20,7 @@
 
 #include "cloister/devtee.h"
 
-#define ROOT_CN "cloister development TEE root (NOT FOR PRODUCTION)"
+#define ROOT_CN	 "cloister development TEE root (NOT FOR PRODUCTION)"
 #define SEAL_LEN 32
 
 int cl_devtee_state_dir(const char *given, char *out, size_t cap)
@@ -102,10 +102,10 @@ static int make_cert(EVP_PKEY *key, X509 **out)
 	ASN1_INTEGER *serial = NULL;
 	uint8_t sn[16];
 	static const char *const exts[][2] = {
-		{ "basicConstraints", "critical,CA:TRUE" },
-		{ "keyUsage", "critical,digitalSignature,keyCertSign" },
-		{ "subjectKeyIdentifier", "hash" },
-		{ "nsComment", "cloister development TEE: not a hardware root of trust" },
+		{"basicConstraints", "critical,CA:TRUE"},
+		{"keyUsage", "critical,digitalSignature,keyCertSign"},
+		{"subjectKeyIdentifier", "hash"},
+		{"nsComment", "cloister development TEE: not a hardware root of trust"},
 	};
 	int rc = CL_OK;
 
@@ -116,12 +116,14 @@ static int make_cert(EVP_PKEY *key, X509 **out)
 	CL_CHECK(serial && ASN1_STRING_set(serial, sn, sizeof(sn)) == 1, CL_ERR_NOMEM,
 		 "out of memory");
 	name = X509_get_subject_name(c);
-	CL_CHECK(X509_set_version(c, X509_VERSION_3) == 1 && X509_set_serialNumber(c, serial) == 1 &&
+	CL_CHECK(X509_set_version(c, X509_VERSION_3) == 1 &&
+			 X509_set_serialNumber(c, serial) == 1 &&
 			 X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
-						    (const unsigned char *)"cloister development", -1,
-						    -1, 0) == 1 &&
+						    (const unsigned char *)"cloister development",
+						    -1, -1, 0) == 1 &&
 			 X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-						    (const unsigned char *)ROOT_CN, -1, -1, 0) == 1 &&
+						    (const unsigned char *)ROOT_CN, -1, -1,
+						    0) == 1 &&
 			 X509_set_issuer_name(c, name) == 1 &&
 			 X509_gmtime_adj(X509_getm_notBefore(c), -3600) &&
 			 X509_gmtime_adj(X509_getm_notAfter(c), 10L * 366 * 86400) &&
@@ -249,8 +251,8 @@ int cl_devtee_seal_secret_load(const char *dir, uint8_t out[32])
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	CL_CHECK(fd >= 0, CL_ERR_IO, "cannot open %s: %s", path, strerror(errno));
 	n = read(fd, out, SEAL_LEN);
-	CL_CHECK(n == SEAL_LEN && read(fd, &extra, 1) == 0, CL_ERR_MALFORMED,
-		 "%s is not %d bytes", path, SEAL_LEN);
+	CL_CHECK(n == SEAL_LEN && read(fd, &extra, 1) == 0, CL_ERR_MALFORMED, "%s is not %d bytes",
+		 path, SEAL_LEN);
 out:
 	if (rc != CL_OK)
 		cl_zeroize(out, SEAL_LEN);

@@ -9,14 +9,14 @@
 #include "cloister/crypto.h"
 
 #define OID_STRUCT_VERSION "1.3.6.1.4.1.3704.1.1"
-#define OID_PRODUCT_NAME "1.3.6.1.4.1.3704.1.2"
-#define OID_BL_SPL "1.3.6.1.4.1.3704.1.3.1"
-#define OID_TEE_SPL "1.3.6.1.4.1.3704.1.3.2"
-#define OID_SNP_SPL "1.3.6.1.4.1.3704.1.3.3"
-#define OID_UCODE_SPL "1.3.6.1.4.1.3704.1.3.8"
-#define OID_FMC_SPL "1.3.6.1.4.1.3704.1.3.9"
-#define OID_HWID "1.3.6.1.4.1.3704.1.4"
-#define OID_CSP_ID "1.3.6.1.4.1.3704.1.5"
+#define OID_PRODUCT_NAME   "1.3.6.1.4.1.3704.1.2"
+#define OID_BL_SPL	   "1.3.6.1.4.1.3704.1.3.1"
+#define OID_TEE_SPL	   "1.3.6.1.4.1.3704.1.3.2"
+#define OID_SNP_SPL	   "1.3.6.1.4.1.3704.1.3.3"
+#define OID_UCODE_SPL	   "1.3.6.1.4.1.3704.1.3.8"
+#define OID_FMC_SPL	   "1.3.6.1.4.1.3704.1.3.9"
+#define OID_HWID	   "1.3.6.1.4.1.3704.1.4"
+#define OID_CSP_ID	   "1.3.6.1.4.1.3704.1.5"
 
 void cl_amd_tcb_decode(enum cl_amd_product p, uint64_t raw, struct cl_amd_tcb *out)
 {
@@ -49,13 +49,14 @@ int cl_amd_product_from_cpuid(uint8_t family, uint8_t model, enum cl_amd_product
 	if (family == 0x19 && model <= 0x0f)
 		*out = CL_AMD_MILAN;
 	/* Bergamo and Siena (0xA0-0xAF) are Genoa parts as far as KDS is concerned. */
-	else if (family == 0x19 && ((model >= 0x10 && model <= 0x1f) || (model >= 0xa0 && model <= 0xaf)))
+	else if (family == 0x19 &&
+		 ((model >= 0x10 && model <= 0x1f) || (model >= 0xa0 && model <= 0xaf)))
 		*out = CL_AMD_GENOA;
 	else if (family == 0x1a && model <= 0x1f)
 		*out = CL_AMD_TURIN;
 	else
-		return cl_fail(CL_ERR_UNSUPPORTED,
-			       "unsupported AMD CPU family 0x%02x model 0x%02x", family, model);
+		return cl_fail(CL_ERR_UNSUPPORTED, "unsupported AMD CPU family 0x%02x model 0x%02x",
+			       family, model);
 	return CL_OK;
 }
 
@@ -258,7 +259,8 @@ int cl_amd_vcek_cache_name(enum cl_amd_product p, const uint8_t chip_id[CL_AMD_C
 }
 
 int cl_amd_kds_fetch_vcek(const char *base, enum cl_amd_product p,
-			  const uint8_t chip_id[CL_AMD_CHIP_ID_LEN], uint64_t tcb, struct cl_buf *out)
+			  const uint8_t chip_id[CL_AMD_CHIP_ID_LEN], uint64_t tcb,
+			  struct cl_buf *out)
 {
 	char url[1024];
 	struct cl_amd_tcb t;

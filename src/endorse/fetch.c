@@ -29,7 +29,7 @@ int cl_http_get(const char *url, size_t max, struct cl_buf *body, struct cl_buf 
 	CURL *c = NULL;
 	CURLcode cc = CURLE_OK;
 	long status = 0;
-	struct sink bs = { body, 0 }, hs = { headers, 0 };
+	struct sink bs = {body, 0}, hs = {headers, 0};
 	int rc = CL_OK;
 
 	body->max = max;
@@ -116,7 +116,8 @@ int cl_url_decode(const char *in, char **out)
 				free(s);
 				return cl_fail(CL_ERR_MALFORMED, "bad percent-encoding");
 			}
-			s[j++] = (char)(hexv((unsigned char)in[i + 1]) << 4 | hexv((unsigned char)in[i + 2]));
+			s[j++] = (char)(hexv((unsigned char)in[i + 1]) << 4 |
+					hexv((unsigned char)in[i + 2]));
 			i += 2;
 		} else {
 			s[j++] = in[i];

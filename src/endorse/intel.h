@@ -11,14 +11,14 @@
 #include "cloister/endorse.h"
 
 /* Caps on what collateral may contain. */
-#define CL_INTEL_MAX_COLLATERAL (1u << 20) /* a whole collateral JSON file or PCS body */
+#define CL_INTEL_MAX_COLLATERAL	 (1u << 20) /* a whole collateral JSON file or PCS body */
 #define CL_INTEL_MAX_SIGNED_JSON (256u * 1024)
-#define CL_INTEL_MAX_CRL (512u * 1024)
-#define CL_INTEL_MAX_TCB_LEVELS 128
-#define CL_INTEL_MAX_MODULE_IDS 32
-#define CL_INTEL_MAX_ADVISORIES 128
-#define CL_INTEL_MAX_COMPONENTS 64 /* counted, only the first 16 kept */
-#define CL_INTEL_MAX_JSON_DEPTH 32
+#define CL_INTEL_MAX_CRL	 (512u * 1024)
+#define CL_INTEL_MAX_TCB_LEVELS	 128
+#define CL_INTEL_MAX_MODULE_IDS	 32
+#define CL_INTEL_MAX_ADVISORIES	 128
+#define CL_INTEL_MAX_COMPONENTS	 64 /* counted, only the first 16 kept */
+#define CL_INTEL_MAX_JSON_DEPTH	 32
 
 enum cl_intel_status {
 	CL_TCB_UP_TO_DATE = 0,
@@ -109,7 +109,7 @@ struct cl_intel_core {
 	size_t tcb_chain_len, qe_chain_len, pck_crl_chain_len;
 	X509_CRL *root_crl, *pck_crl;
 	uint8_t root_crl_hash[32], pck_crl_hash[32]; /* SHA-256 of the CRL bytes as given */
-	STACK_OF(X509_CRL) *crls; /* root_crl, pck_crl (up-referenced) */
+	STACK_OF(X509_CRL) * crls;		     /* root_crl, pck_crl (up-referenced) */
 	struct cl_intel_tcb_info tcb;
 	struct cl_intel_qe_identity qe;
 	/* set once verified: the time window in which the verification holds */
@@ -131,7 +131,7 @@ struct cl_intel_raw {
 	size_t qe_len;
 	const char *qe_sig_hex;
 	const char *tcb_chain, *qe_chain, *pck_crl_chain; /* PEM, NUL-terminated */
-	const uint8_t *root_crl, *pck_crl;                /* DER, PEM or hex */
+	const uint8_t *root_crl, *pck_crl;		  /* DER, PEM or hex */
 	size_t root_crl_len, pck_crl_len;
 };
 

@@ -37,7 +37,8 @@ static int parse_status(const char *s, int identity, enum cl_intel_status *out)
 	for (int i = 0; i < CL_TCB_STATUS_COUNT; i++) {
 		if (strcmp(s, status_names[i]) != 0)
 			continue;
-		if (identity && i != CL_TCB_UP_TO_DATE && i != CL_TCB_OUT_OF_DATE && i != CL_TCB_REVOKED)
+		if (identity && i != CL_TCB_UP_TO_DATE && i != CL_TCB_OUT_OF_DATE &&
+		    i != CL_TCB_REVOKED)
 			break;
 		*out = (enum cl_intel_status)i;
 		return CL_OK;
@@ -51,8 +52,8 @@ static int get_str(json_t *o, const char *k, const char **out)
 {
 	json_t *v = json_object_get(o, k);
 
-	CL_ENSURE_MSG(json_is_string(v), CL_ERR_MALFORMED, "collateral: \"%s\" missing or not a string",
-		      k);
+	CL_ENSURE_MSG(json_is_string(v), CL_ERR_MALFORMED,
+		      "collateral: \"%s\" missing or not a string", k);
 	*out = json_string_value(v);
 	return CL_OK;
 }
@@ -64,7 +65,8 @@ static int get_int(json_t *o, const char *k, json_int_t lo, json_int_t hi, json_
 	CL_ENSURE_MSG(json_is_integer(v), CL_ERR_MALFORMED,
 		      "collateral: \"%s\" missing or not an integer", k);
 	*out = json_integer_value(v);
-	CL_ENSURE_MSG(*out >= lo && *out <= hi, CL_ERR_MALFORMED, "collateral: \"%s\" out of range", k);
+	CL_ENSURE_MSG(*out >= lo && *out <= hi, CL_ERR_MALFORMED, "collateral: \"%s\" out of range",
+		      k);
 	return CL_OK;
 }
 
@@ -73,8 +75,8 @@ static int get_hex(json_t *o, const char *k, uint8_t *out, size_t n)
 	const char *s = NULL;
 
 	CL_GUARD(get_str(o, k, &s));
-	CL_ENSURE_MSG(strlen(s) == 2 * n && cl_hex_decode_exact(s, out, n) == CL_OK, CL_ERR_MALFORMED,
-		      "collateral: \"%s\" is not %zu hex bytes", k, n);
+	CL_ENSURE_MSG(strlen(s) == 2 * n && cl_hex_decode_exact(s, out, n) == CL_OK,
+		      CL_ERR_MALFORMED, "collateral: \"%s\" is not %zu hex bytes", k, n);
 	return CL_OK;
 }
 
@@ -92,11 +94,11 @@ static int get_array(json_t *o, const char *k, size_t min, size_t max, json_t **
 {
 	json_t *v = json_object_get(o, k);
 
-	CL_ENSURE_MSG(json_is_array(v), CL_ERR_MALFORMED, "collateral: \"%s\" missing or not an array",
-		      k);
+	CL_ENSURE_MSG(json_is_array(v), CL_ERR_MALFORMED,
+		      "collateral: \"%s\" missing or not an array", k);
 	CL_ENSURE_MSG(json_array_size(v) >= min && json_array_size(v) <= max, CL_ERR_MALFORMED,
-		      "collateral: \"%s\" has %zu entries (allowed %zu..%zu)", k, json_array_size(v),
-		      min, max);
+		      "collateral: \"%s\" has %zu entries (allowed %zu..%zu)", k,
+		      json_array_size(v), min, max);
 	*out = v;
 	return CL_OK;
 }
@@ -111,8 +113,9 @@ static int get_advisories(json_t *lvl, json_t **out)
 	if (!v)
 		return CL_OK;
 	CL_GUARD(get_array(lvl, "advisoryIDs", 0, CL_INTEL_MAX_ADVISORIES, out));
-	json_array_foreach(v, i, e)
-		CL_ENSURE_MSG(json_is_string(e), CL_ERR_MALFORMED, "collateral: advisory id not a string");
+	json_array_foreach (v, i, e)
+		CL_ENSURE_MSG(json_is_string(e), CL_ERR_MALFORMED,
+			      "collateral: advisory id not a string");
 	return CL_OK;
 }
 
@@ -124,10 +127,11 @@ static int parse_components(json_t *tcb, const char *k, uint8_t svn[16], unsigne
 	size_t i = 0;
 
 	CL_GUARD(get_array(tcb, k, 0, CL_INTEL_MAX_COMPONENTS, &arr));
-	json_array_foreach(arr, i, e) {
+	json_array_foreach (arr, i, e) {
 		json_int_t v = 0;
 
-		CL_ENSURE_MSG(json_is_object(e), CL_ERR_MALFORMED, "collateral: %s entry not an object", k);
+		CL_ENSURE_MSG(json_is_object(e), CL_ERR_MALFORMED,
+			      "collateral: %s entry not an object", k);
 		CL_GUARD(get_int(e, "svn", 0, 255, &v));
 		if (i < 16)
 			svn[i] = (uint8_t)v;
@@ -157,7 +161,8 @@ static int parse_tcb_level(json_t *lvl, int version, int is_tdx, struct cl_intel
 	} else {
 		CL_GUARD(parse_components(tcb, "sgxtcbcomponents", out->sgx, &out->sgx_count));
 		if (is_tdx)
-			CL_GUARD(parse_components(tcb, "tdxtcbcomponents", out->tdx, &out->tdx_count));
+			CL_GUARD(parse_components(tcb, "tdxtcbcomponents", out->tdx,
+						  &out->tdx_count));
 	}
 	CL_GUARD(get_int(tcb, "pcesvn", 0, 65535, &v));
 	out->pcesvn = (uint16_t)v;
@@ -177,7 +182,7 @@ static int parse_isv_levels(json_t *o, struct cl_intel_isv_level **out, size_t *
 	n = json_array_size(arr);
 	levels = calloc(n, sizeof(*levels));
 	CL_ENSURE_MSG(levels != NULL, CL_ERR_NOMEM, "out of memory");
-	json_array_foreach(arr, i, lvl) {
+	json_array_foreach (arr, i, lvl) {
 		json_t *tcb = json_object_get(lvl, "tcb");
 		const char *st = NULL;
 		json_int_t v = 0;
@@ -185,7 +190,8 @@ static int parse_isv_levels(json_t *o, struct cl_intel_isv_level **out, size_t *
 		int rc = CL_OK;
 
 		if (!json_is_object(lvl) || !json_is_object(tcb))
-			rc = cl_fail(CL_ERR_MALFORMED, "collateral: identity level without \"tcb\"");
+			rc = cl_fail(CL_ERR_MALFORMED,
+				     "collateral: identity level without \"tcb\"");
 		if (rc == CL_OK)
 			rc = get_int(tcb, "isvsvn", 0, 65535, &v);
 		if (rc == CL_OK)
@@ -217,11 +223,12 @@ static int parse_module_ids(json_t *t, struct cl_intel_tcb_info *ti)
 	CL_GUARD(get_array(t, "tdxModuleIdentities", 0, CL_INTEL_MAX_MODULE_IDS, &arr));
 	ti->modules = calloc(json_array_size(arr) + 1, sizeof(*ti->modules));
 	CL_ENSURE_MSG(ti->modules != NULL, CL_ERR_NOMEM, "out of memory");
-	json_array_foreach(arr, i, m) {
+	json_array_foreach (arr, i, m) {
 		struct cl_intel_module_id *id = &ti->modules[i];
 		const char *s = NULL;
 
-		CL_ENSURE_MSG(json_is_object(m), CL_ERR_MALFORMED, "collateral: module identity not an object");
+		CL_ENSURE_MSG(json_is_object(m), CL_ERR_MALFORMED,
+			      "collateral: module identity not an object");
 		CL_GUARD(get_str(m, "id", &s));
 		CL_ENSURE_MSG(strlen(s) == 6 && strncmp(s, "TDX_", 4) == 0 &&
 				      cl_hex_decode_exact(s + 4, &id->version, 1) == CL_OK,
@@ -244,14 +251,15 @@ static int parse_tcb_info(const char *text, size_t len, struct cl_intel_tcb_info
 	size_t i = 0;
 
 	ti->root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-	CL_ENSURE_MSG(json_is_object(ti->root), CL_ERR_MALFORMED, "TCB info is not a JSON object: %s",
-		      jerr.text);
+	CL_ENSURE_MSG(json_is_object(ti->root), CL_ERR_MALFORMED,
+		      "TCB info is not a JSON object: %s", jerr.text);
 	t = ti->root;
 	CL_GUARD(get_str(t, "id", &id));
 	if (strcmp(id, "TDX") == 0)
 		ti->is_tdx = 1;
 	else
-		CL_ENSURE_MSG(strcmp(id, "SGX") == 0, CL_ERR_UNSUPPORTED, "TCB info id \"%.16s\"", id);
+		CL_ENSURE_MSG(strcmp(id, "SGX") == 0, CL_ERR_UNSUPPORTED, "TCB info id \"%.16s\"",
+			      id);
 	CL_GUARD(get_int(t, "version", 2, 3, &v));
 	ti->version = (int)v;
 	CL_ENSURE_MSG(!(ti->is_tdx && ti->version != 3), CL_ERR_UNSUPPORTED,
@@ -265,7 +273,8 @@ static int parse_tcb_info(const char *text, size_t len, struct cl_intel_tcb_info
 	if (ti->is_tdx) {
 		json_t *m = json_object_get(t, "tdxModule");
 
-		CL_ENSURE_MSG(json_is_object(m), CL_ERR_MALFORMED, "TDX TCB info without tdxModule");
+		CL_ENSURE_MSG(json_is_object(m), CL_ERR_MALFORMED,
+			      "TDX TCB info without tdxModule");
 		CL_GUARD(get_hex(m, "mrsigner", ti->module_mrsigner, 48));
 		CL_GUARD(get_hex(m, "attributes", ti->module_attributes, 8));
 		CL_GUARD(get_hex(m, "attributesMask", ti->module_attributes_mask, 8));
@@ -275,7 +284,7 @@ static int parse_tcb_info(const char *text, size_t len, struct cl_intel_tcb_info
 	CL_GUARD(get_array(t, "tcbLevels", 1, CL_INTEL_MAX_TCB_LEVELS, &levels));
 	ti->levels = calloc(json_array_size(levels), sizeof(*ti->levels));
 	CL_ENSURE_MSG(ti->levels != NULL, CL_ERR_NOMEM, "out of memory");
-	json_array_foreach(levels, i, lvl) {
+	json_array_foreach (levels, i, lvl) {
 		CL_GUARD(parse_tcb_level(lvl, ti->version, ti->is_tdx, &ti->levels[i]));
 		ti->nlevels = i + 1;
 	}
@@ -297,7 +306,8 @@ static int parse_qe_identity(const char *text, size_t len, struct cl_intel_qe_id
 	if (strcmp(id, "TD_QE") == 0)
 		qe->is_td_qe = 1;
 	else
-		CL_ENSURE_MSG(strcmp(id, "QE") == 0, CL_ERR_UNSUPPORTED, "QE identity id \"%.16s\"", id);
+		CL_ENSURE_MSG(strcmp(id, "QE") == 0, CL_ERR_UNSUPPORTED, "QE identity id \"%.16s\"",
+			      id);
 	CL_GUARD(get_int(t, "version", 2, 2, &v));
 	CL_GUARD(get_time(t, "issueDate", &qe->issue_date));
 	CL_GUARD(get_time(t, "nextUpdate", &qe->next_update));
@@ -426,7 +436,8 @@ static int crl_from_bytes(const uint8_t *p, size_t n, X509_CRL **out)
 	size_t dlen = 0;
 	int rc = CL_OK, hex = n > 0 && n % 2 == 0;
 
-	CL_ENSURE_MSG(n > 0 && n <= 2 * CL_INTEL_MAX_CRL, CL_ERR_MALFORMED, "CRL empty or too large");
+	CL_ENSURE_MSG(n > 0 && n <= 2 * CL_INTEL_MAX_CRL, CL_ERR_MALFORMED,
+		      "CRL empty or too large");
 	for (size_t i = 0; hex && i < n; i++)
 		hex = (p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f') ||
 		      (p[i] >= 'A' && p[i] <= 'F');
@@ -506,7 +517,8 @@ int cl_intel_collateral_from_raw(const struct cl_intel_raw *raw, const uint8_t h
 	CL_CHECK(c && h, CL_ERR_NOMEM, "out of memory");
 	memcpy(c->hash, hash, 32);
 	c->refs = 1;
-	CL_CHECK(raw->tcb_len <= CL_INTEL_MAX_SIGNED_JSON && raw->qe_len <= CL_INTEL_MAX_SIGNED_JSON,
+	CL_CHECK(raw->tcb_len <= CL_INTEL_MAX_SIGNED_JSON &&
+			 raw->qe_len <= CL_INTEL_MAX_SIGNED_JSON,
 		 CL_ERR_MALFORMED, "signed collateral JSON larger than %u bytes",
 		 CL_INTEL_MAX_SIGNED_JSON);
 	CL_TRY(dup_text(raw->tcb_text, raw->tcb_len, &c->tcb_text));
@@ -527,7 +539,8 @@ int cl_intel_collateral_from_raw(const struct cl_intel_raw *raw, const uint8_t h
 	CL_TRY(crl_cached(raw->root_crl, raw->root_crl_len, &c->root_crl, c->root_crl_hash));
 	CL_TRY(crl_cached(raw->pck_crl, raw->pck_crl_len, &c->pck_crl, c->pck_crl_hash));
 	c->crls = sk_X509_CRL_new_null();
-	CL_CHECK(c->crls && sk_X509_CRL_push(c->crls, c->root_crl) > 0, CL_ERR_NOMEM, "out of memory");
+	CL_CHECK(c->crls && sk_X509_CRL_push(c->crls, c->root_crl) > 0, CL_ERR_NOMEM,
+		 "out of memory");
 	X509_CRL_up_ref(c->root_crl);
 	CL_CHECK(sk_X509_CRL_push(c->crls, c->pck_crl) > 0, CL_ERR_NOMEM, "out of memory");
 	X509_CRL_up_ref(c->pck_crl);
@@ -575,19 +588,19 @@ static int content_hash(const char *domain, const uint8_t *p, size_t n, uint8_t 
 
 int cl_intel_collateral_parse_json(const uint8_t *p, size_t n, struct cl_intel_collateral **out)
 {
-	static const char *const keys[] = { "pck_crl_issuer_chain", "root_ca_crl", "pck_crl",
-					    "tcb_info_issuer_chain", "tcb_info", "tcb_info_signature",
-					    "qe_identity_issuer_chain", "qe_identity",
-					    "qe_identity_signature" };
+	static const char *const keys[] = {
+		"pck_crl_issuer_chain",	    "root_ca_crl", "pck_crl",
+		"tcb_info_issuer_chain",    "tcb_info",	   "tcb_info_signature",
+		"qe_identity_issuer_chain", "qe_identity", "qe_identity_signature"};
 	json_error_t jerr;
 	json_t *root = NULL;
-	struct cl_intel_raw raw = { 0 };
+	struct cl_intel_raw raw = {0};
 	uint8_t hash[32];
 	int rc = CL_OK;
 
 	*out = NULL;
-	CL_ENSURE_MSG(n <= CL_INTEL_MAX_COLLATERAL, CL_ERR_MALFORMED, "collateral larger than %u bytes",
-		      CL_INTEL_MAX_COLLATERAL);
+	CL_ENSURE_MSG(n <= CL_INTEL_MAX_COLLATERAL, CL_ERR_MALFORMED,
+		      "collateral larger than %u bytes", CL_INTEL_MAX_COLLATERAL);
 	CL_GUARD(content_hash("cloister intel collateral json", p, n, hash));
 	rc = handle_from_cache(hash, out);
 	if (rc != 0)
@@ -626,13 +639,13 @@ out:
 enum { F_TCB, F_TCB_CHAIN, F_QE, F_QE_CHAIN, F_PCK_CRL, F_PCK_CRL_CHAIN, F_ROOT_CRL, F_COUNT };
 
 static const char *const dir_files[F_COUNT][2] = {
-	[F_TCB] = { "tcbinfo.json", NULL },
-	[F_TCB_CHAIN] = { "tcbinfo-issuer-chain.pem", NULL },
-	[F_QE] = { "qeidentity.json", NULL },
-	[F_QE_CHAIN] = { "qeidentity-issuer-chain.pem", NULL },
-	[F_PCK_CRL] = { "pckcrl.der", "pckcrl.pem" },
-	[F_PCK_CRL_CHAIN] = { "pckcrl-issuer-chain.pem", NULL },
-	[F_ROOT_CRL] = { "rootcacrl.der", "rootcacrl.pem" },
+	[F_TCB] = {"tcbinfo.json", NULL},
+	[F_TCB_CHAIN] = {"tcbinfo-issuer-chain.pem", NULL},
+	[F_QE] = {"qeidentity.json", NULL},
+	[F_QE_CHAIN] = {"qeidentity-issuer-chain.pem", NULL},
+	[F_PCK_CRL] = {"pckcrl.der", "pckcrl.pem"},
+	[F_PCK_CRL_CHAIN] = {"pckcrl-issuer-chain.pem", NULL},
+	[F_ROOT_CRL] = {"rootcacrl.der", "rootcacrl.pem"},
 };
 
 static int read_dir_file(const char *dir, int which, struct cl_buf *out)
@@ -642,7 +655,8 @@ static int read_dir_file(const char *dir, int which, struct cl_buf *out)
 	for (int alt = 0; alt < 2 && dir_files[which][alt]; alt++) {
 		int n = snprintf(path, sizeof(path), "%s/%s", dir, dir_files[which][alt]);
 
-		CL_ENSURE_MSG(n > 0 && (size_t)n < sizeof(path), CL_ERR_ARG, "collateral path too long");
+		CL_ENSURE_MSG(n > 0 && (size_t)n < sizeof(path), CL_ERR_ARG,
+			      "collateral path too long");
 		if (access(path, R_OK) == 0)
 			return cl_read_file(path, CL_INTEL_MAX_COLLATERAL, out);
 	}
@@ -662,11 +676,12 @@ static int pcs_body(const struct cl_buf *b, const char *member, const char **tex
 
 	CL_GUARD(cl_intel_json_member_span(b->data, b->len, member, &off, len));
 	*root = json_loadb((const char *)b->data, b->len, JSON_REJECT_DUPLICATES, &jerr);
-	CL_ENSURE_MSG(json_is_object(*root), CL_ERR_MALFORMED, "PCS %s body is not JSON: %s", member,
-		      jerr.text);
-	CL_ENSURE_MSG(json_object_size(*root) == 2 && json_is_object(json_object_get(*root, member)) &&
-			      json_is_string(json_object_get(*root, "signature")),
-		      CL_ERR_MALFORMED, "PCS body must hold exactly \"%s\" and \"signature\"", member);
+	CL_ENSURE_MSG(json_is_object(*root), CL_ERR_MALFORMED, "PCS %s body is not JSON: %s",
+		      member, jerr.text);
+	CL_ENSURE_MSG(
+		json_object_size(*root) == 2 && json_is_object(json_object_get(*root, member)) &&
+			json_is_string(json_object_get(*root, "signature")),
+		CL_ERR_MALFORMED, "PCS body must hold exactly \"%s\" and \"signature\"", member);
 	*text = (const char *)b->data + off;
 	*sig = json_string_value(json_object_get(*root, "signature"));
 	return CL_OK;
@@ -675,7 +690,7 @@ static int pcs_body(const struct cl_buf *b, const char *member, const char **tex
 int cl_intel_collateral_load_dir(const char *dir, struct cl_intel_collateral **out)
 {
 	struct cl_buf f[F_COUNT];
-	struct cl_intel_raw raw = { 0 };
+	struct cl_intel_raw raw = {0};
 	json_t *tcb_root = NULL, *qe_root = NULL;
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	uint8_t hash[32];
@@ -683,7 +698,8 @@ int cl_intel_collateral_load_dir(const char *dir, struct cl_intel_collateral **o
 
 	memset(f, 0, sizeof(f));
 	*out = NULL;
-	CL_CHECK(md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1, CL_ERR_CRYPTO, "SHA-256 failed");
+	CL_CHECK(md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1, CL_ERR_CRYPTO,
+		 "SHA-256 failed");
 	CL_CHECK(EVP_DigestUpdate(md, "cloister intel collateral dir", 30) == 1, CL_ERR_CRYPTO,
 		 "SHA-256 failed");
 	for (int i = 0; i < F_COUNT; i++) {
@@ -729,7 +745,7 @@ out:
 int cl_intel_collateral_load(const char *path, struct cl_intel_collateral **out)
 {
 	struct stat st;
-	struct cl_buf b = { 0 };
+	struct cl_buf b = {0};
 	int rc = CL_OK;
 
 	*out = NULL;
@@ -752,7 +768,7 @@ void cl_intel_collateral_free(struct cl_intel_collateral *c)
 	free(c);
 }
 
-STACK_OF(X509_CRL) *cl_intel_collateral_crls(struct cl_intel_collateral *c)
+STACK_OF(X509_CRL) * cl_intel_collateral_crls(struct cl_intel_collateral *c)
 {
 	return c && c->core ? c->core->crls : NULL;
 }

@@ -83,8 +83,7 @@ static int skip_value(struct cl_reader *r, int depth)
 		adv(r);
 		skip_ws(r);
 		CL_GUARD(peek(r, &c));
-		if (c == close)
-			{
+		if (c == close) {
 			adv(r);
 			return CL_OK;
 		}
@@ -100,16 +99,18 @@ static int skip_value(struct cl_reader *r, int depth)
 			CL_GUARD(cl_read_u8(r, &c));
 			if (c == close)
 				return CL_OK;
-			CL_ENSURE_MSG(c == ',', CL_ERR_MALFORMED, "JSON: expected ',' or '%c'", close);
+			CL_ENSURE_MSG(c == ',', CL_ERR_MALFORMED, "JSON: expected ',' or '%c'",
+				      close);
 		}
 	}
 	/* number, true, false, null: run of literal characters; jansson checks them */
 	{
 		size_t n = 0;
 
-		while (r->left && (r->p[0] == '-' || r->p[0] == '+' || r->p[0] == '.' ||
-				   (r->p[0] >= '0' && r->p[0] <= '9') ||
-				   (r->p[0] >= 'a' && r->p[0] <= 'z') || (r->p[0] >= 'A' && r->p[0] <= 'Z'))) {
+		while (r->left &&
+		       (r->p[0] == '-' || r->p[0] == '+' || r->p[0] == '.' ||
+			(r->p[0] >= '0' && r->p[0] <= '9') || (r->p[0] >= 'a' && r->p[0] <= 'z') ||
+			(r->p[0] >= 'A' && r->p[0] <= 'Z'))) {
 			adv(r);
 			n++;
 		}
@@ -145,7 +146,8 @@ int cl_intel_json_member_span(const uint8_t *body, size_t n, const char *key, si
 			start = n - r.left;
 			CL_GUARD(skip_value(&r, 1));
 			if (kl == klen && memcmp(k, key, klen) == 0) {
-				CL_ENSURE_MSG(!found, CL_ERR_MALFORMED, "JSON: duplicate key \"%s\"", key);
+				CL_ENSURE_MSG(!found, CL_ERR_MALFORMED,
+					      "JSON: duplicate key \"%s\"", key);
 				found = 1;
 				*off = start;
 				*len = n - r.left - start;

@@ -14,11 +14,11 @@
 #include "cloister/crypto.h"
 #include "intel.h"
 
-#define SGX_EXT_OID "1.2.840.113741.1.13.1"
+#define SGX_EXT_OID	"1.2.840.113741.1.13.1"
 #define SGX_MAX_ENTRIES 32
 
 /* Decode DER that must be exactly one SEQUENCE of at most max elements. */
-static int seq_any(const unsigned char *p, long n, int max, STACK_OF(ASN1_TYPE) **out)
+static int seq_any(const unsigned char *p, long n, int max, STACK_OF(ASN1_TYPE) * *out)
 {
 	const unsigned char *q = p;
 	STACK_OF(ASN1_TYPE) *sk = d2i_ASN1_SEQUENCE_ANY(NULL, &q, n);
@@ -33,17 +33,20 @@ static int seq_any(const unsigned char *p, long n, int max, STACK_OF(ASN1_TYPE) 
 }
 
 /* One { OID, value } pair: the OID's last arc below base, and the value. */
-static int pair(ASN1_TYPE *t, const char *base, long *arc, ASN1_TYPE **val, STACK_OF(ASN1_TYPE) **hold)
+static int pair(ASN1_TYPE *t, const char *base, long *arc, ASN1_TYPE **val,
+		STACK_OF(ASN1_TYPE) * *hold)
 {
 	char oid[80];
 	size_t bl = strlen(base);
 	char *end = NULL;
 	int len = 0;
 
-	CL_ENSURE_MSG(t->type == V_ASN1_SEQUENCE, CL_ERR_MALFORMED, "PCK SGX extension: entry not a sequence");
+	CL_ENSURE_MSG(t->type == V_ASN1_SEQUENCE, CL_ERR_MALFORMED,
+		      "PCK SGX extension: entry not a sequence");
 	len = ASN1_STRING_length(t->value.sequence);
 	CL_GUARD(seq_any(ASN1_STRING_get0_data(t->value.sequence), len, 2, hold));
-	CL_ENSURE_MSG(sk_ASN1_TYPE_num(*hold) == 2 && sk_ASN1_TYPE_value(*hold, 0)->type == V_ASN1_OBJECT,
+	CL_ENSURE_MSG(sk_ASN1_TYPE_num(*hold) == 2 &&
+			      sk_ASN1_TYPE_value(*hold, 0)->type == V_ASN1_OBJECT,
 		      CL_ERR_MALFORMED, "PCK SGX extension: entry is not { OID, value }");
 	len = OBJ_obj2txt(oid, sizeof(oid), sk_ASN1_TYPE_value(*hold, 0)->value.object, 1);
 	CL_ENSURE_MSG(len > 0 && (size_t)len < sizeof(oid) && strncmp(oid, base, bl) == 0 &&
@@ -67,8 +70,9 @@ static int octets(const ASN1_TYPE *v, uint8_t *out, size_t n, const char *what)
 
 static int integer(const ASN1_TYPE *v, int64_t max, int64_t *out)
 {
-	CL_ENSURE_MSG(v->type == V_ASN1_INTEGER && ASN1_INTEGER_get_int64(out, v->value.integer) == 1 &&
-			      *out >= 0 && *out <= max,
+	CL_ENSURE_MSG(v->type == V_ASN1_INTEGER &&
+			      ASN1_INTEGER_get_int64(out, v->value.integer) == 1 && *out >= 0 &&
+			      *out <= max,
 		      CL_ERR_MALFORMED, "PCK SGX extension: TCB value not an integer in range");
 	return CL_OK;
 }
@@ -79,9 +83,10 @@ static int parse_tcb(const ASN1_TYPE *v, struct cl_intel_pck_info *out)
 	uint32_t seen = 0;
 	int rc = CL_OK;
 
-	CL_ENSURE_MSG(v->type == V_ASN1_SEQUENCE, CL_ERR_MALFORMED, "PCK SGX extension: TCB not a sequence");
-	CL_GUARD(seq_any(ASN1_STRING_get0_data(v->value.sequence), ASN1_STRING_length(v->value.sequence),
-			 SGX_MAX_ENTRIES, &sk));
+	CL_ENSURE_MSG(v->type == V_ASN1_SEQUENCE, CL_ERR_MALFORMED,
+		      "PCK SGX extension: TCB not a sequence");
+	CL_GUARD(seq_any(ASN1_STRING_get0_data(v->value.sequence),
+			 ASN1_STRING_length(v->value.sequence), SGX_MAX_ENTRIES, &sk));
 	for (int i = 0; i < sk_ASN1_TYPE_num(sk); i++) {
 		STACK_OF(ASN1_TYPE) *hold = NULL;
 		ASN1_TYPE *val = NULL;
@@ -90,7 +95,8 @@ static int parse_tcb(const ASN1_TYPE *v, struct cl_intel_pck_info *out)
 
 		rc = pair(sk_ASN1_TYPE_value(sk, i), SGX_EXT_OID ".2", &arc, &val, &hold);
 		if (rc == CL_OK && arc <= 18 && (seen & (1u << arc)))
-			rc = cl_fail(CL_ERR_MALFORMED, "PCK SGX extension: TCB entry %ld repeated", arc);
+			rc = cl_fail(CL_ERR_MALFORMED, "PCK SGX extension: TCB entry %ld repeated",
+				     arc);
 		if (rc == CL_OK && arc >= 1 && arc <= 16) {
 			rc = integer(val, 255, &x);
 			out->cpusvn[arc - 1] = (uint8_t)x;
@@ -136,7 +142,8 @@ int cl_intel_pck_info(X509 *pck, struct cl_intel_pck_info *out)
 
 		rc = pair(sk_ASN1_TYPE_value(sk, i), SGX_EXT_OID, &arc, &val, &hold);
 		if (rc == CL_OK && arc <= 7 && (seen & (1u << arc)))
-			rc = cl_fail(CL_ERR_MALFORMED, "PCK SGX extension: entry %ld repeated", arc);
+			rc = cl_fail(CL_ERR_MALFORMED, "PCK SGX extension: entry %ld repeated",
+				     arc);
 		if (rc == CL_OK) {
 			switch (arc) {
 			case 1:
@@ -153,7 +160,8 @@ int cl_intel_pck_info(X509 *pck, struct cl_intel_pck_info *out)
 				break;
 			case 5:
 				if (val->type != V_ASN1_ENUMERATED)
-					rc = cl_fail(CL_ERR_MALFORMED, "PCK SGX extension: SGX type not enumerated");
+					rc = cl_fail(CL_ERR_MALFORMED,
+						     "PCK SGX extension: SGX type not enumerated");
 				break;
 			default: /* platform instance id, configuration: not used here */
 				break;

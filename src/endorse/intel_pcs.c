@@ -9,13 +9,13 @@
 #include "cloister/crypto.h"
 #include "intel.h"
 
-#define PCS_HOST "api.trustedservices.intel.com"
+#define PCS_HOST     "api.trustedservices.intel.com"
 #define ROOT_CRL_URL "https://certificates.trustedservices.intel.com/IntelSGXRootCA.der"
 
 /* GET url; with hdrs, the first present header (URL-decoded) goes to *chain. */
 static int get(const char *url, const char *const *hdrs, struct cl_buf *body, char **chain)
 {
-	struct cl_buf h = { 0 };
+	struct cl_buf h = {0};
 	char *raw = NULL;
 	int rc = CL_OK;
 
@@ -45,20 +45,20 @@ static int put(const char *intel_dir, const char *key, const char *name, const v
 static int fetch_all(const char *base, const char *tee, const char *fmspc_hex, const char *ca,
 		     const char *intel_dir, const char *key)
 {
-	static const char *const tcb_hdrs[] = { "TCB-Info-Issuer-Chain", "SGX-TCB-Info-Issuer-Chain",
-						NULL };
-	static const char *const qe_hdrs[] = { "SGX-Enclave-Identity-Issuer-Chain",
-					       "Enclave-Identity-Issuer-Chain", NULL };
-	static const char *const crl_hdrs[] = { "SGX-PCK-CRL-Issuer-Chain", NULL };
-	struct cl_buf tcb = { 0 }, qe = { 0 }, pck = { 0 }, root = { 0 };
+	static const char *const tcb_hdrs[] = {"TCB-Info-Issuer-Chain", "SGX-TCB-Info-Issuer-Chain",
+					       NULL};
+	static const char *const qe_hdrs[] = {"SGX-Enclave-Identity-Issuer-Chain",
+					      "Enclave-Identity-Issuer-Chain", NULL};
+	static const char *const crl_hdrs[] = {"SGX-PCK-CRL-Issuer-Chain", NULL};
+	struct cl_buf tcb = {0}, qe = {0}, pck = {0}, root = {0};
 	char *tcb_chain = NULL, *qe_chain = NULL, *crl_chain = NULL;
 	char url[2048];
 	int rc = CL_OK;
 
-#define URL(...)                                                                               \
-	do {                                                                                   \
-		int n_ = snprintf(url, sizeof(url), __VA_ARGS__);                              \
-		CL_CHECK(n_ > 0 && (size_t)n_ < sizeof(url), CL_ERR_ARG, "PCS URL too long");   \
+#define URL(...)                                                                                   \
+	do {                                                                                       \
+		int n_ = snprintf(url, sizeof(url), __VA_ARGS__);                                  \
+		CL_CHECK(n_ > 0 && (size_t)n_ < sizeof(url), CL_ERR_ARG, "PCS URL too long");      \
 	} while (0)
 	URL("%s/%s/certification/v4/tcb?fmspc=%s", base, tee, fmspc_hex);
 	CL_TRY(get(url, tcb_hdrs, &tcb, &tcb_chain));
@@ -115,7 +115,8 @@ int cl_intel_collateral_fetch_at(const char *pcs_url, const char *cache_dir, int
 	snprintf(key, sizeof(key), "%s-%s-%s", tee, fmspc_hex, ca);
 	CL_GUARD(cl_cache_path(cache_dir, "intel", key, dir, sizeof(dir)));
 
-	if (cl_intel_collateral_load_dir(dir, &c) == CL_OK && cl_intel_collateral_verify(c, at) == CL_OK) {
+	if (cl_intel_collateral_load_dir(dir, &c) == CL_OK &&
+	    cl_intel_collateral_verify(c, at) == CL_OK) {
 		cl_log_debug("Intel collateral %s from cache", key);
 		*out = c;
 		return CL_OK;
@@ -133,7 +134,8 @@ int cl_intel_collateral_fetch_at(const char *pcs_url, const char *cache_dir, int
 }
 
 int cl_intel_collateral_fetch(const char *pcs_url, const char *cache_dir, int is_tdx,
-			      const uint8_t fmspc[6], const char *ca, struct cl_intel_collateral **out)
+			      const uint8_t fmspc[6], const char *ca,
+			      struct cl_intel_collateral **out)
 {
 	return cl_intel_collateral_fetch_at(pcs_url, cache_dir, is_tdx, fmspc, ca, 0, out);
 }

@@ -44,14 +44,15 @@ static int add_advisories(json_t *dst, json_t *src)
 
 	if (!dst || !src)
 		return CL_OK;
-	json_array_foreach(src, i, e) {
+	json_array_foreach (src, i, e) {
 		int dup = 0;
 
-		json_array_foreach(dst, j, d)
+		json_array_foreach (dst, j, d)
 			if (json_is_string(d) && json_equal(d, e))
 				dup = 1;
 		if (!dup)
-			CL_ENSURE_MSG(json_array_append(dst, e) == 0, CL_ERR_NOMEM, "out of memory");
+			CL_ENSURE_MSG(json_array_append(dst, e) == 0, CL_ERR_NOMEM,
+				      "out of memory");
 	}
 	return CL_OK;
 }
@@ -59,8 +60,8 @@ static int add_advisories(json_t *dst, json_t *src)
 static int check_qe(const struct cl_intel_qe_identity *qe, const struct cl_intel_tcb_input *in,
 		    const struct cl_intel_isv_level **match)
 {
-	uint8_t misc[4] = { (uint8_t)in->qe_miscselect, (uint8_t)(in->qe_miscselect >> 8),
-			    (uint8_t)(in->qe_miscselect >> 16), (uint8_t)(in->qe_miscselect >> 24) };
+	uint8_t misc[4] = {(uint8_t)in->qe_miscselect, (uint8_t)(in->qe_miscselect >> 8),
+			   (uint8_t)(in->qe_miscselect >> 16), (uint8_t)(in->qe_miscselect >> 24)};
 
 	for (int i = 0; i < 4; i++)
 		CL_ENSURE_MSG((misc[i] & qe->miscselect_mask[i]) == qe->miscselect[i], CL_ERR_TCB,
@@ -79,7 +80,8 @@ static int check_qe(const struct cl_intel_qe_identity *qe, const struct cl_intel
 			return CL_OK;
 		}
 	}
-	return cl_fail(CL_ERR_TCB, "QE ISVSVN %u is below every QE identity TCB level", in->qe_isv_svn);
+	return cl_fail(CL_ERR_TCB, "QE ISVSVN %u is below every QE identity TCB level",
+		       in->qe_isv_svn);
 }
 
 static int level_matches(const struct cl_intel_tcb_level *l, const struct cl_intel_tcb_input *in)
@@ -112,8 +114,8 @@ static int check_module(const struct cl_intel_tcb_info *t, const struct cl_intel
 		for (size_t i = 0; i < t->nmodules && !id; i++)
 			if (t->modules[i].version == version)
 				id = &t->modules[i];
-		CL_ENSURE_MSG(id != NULL, CL_ERR_TCB, "TCB info has no TDX module identity TDX_%02X",
-			      version);
+		CL_ENSURE_MSG(id != NULL, CL_ERR_TCB,
+			      "TCB info has no TDX module identity TDX_%02X", version);
 		mrsigner = id->mrsigner;
 		attr = id->attributes;
 		mask = id->attributes_mask;
@@ -131,7 +133,8 @@ static int check_module(const struct cl_intel_tcb_info *t, const struct cl_intel
 			return CL_OK;
 		}
 	}
-	return cl_fail(CL_ERR_TCB, "TDX module SVN %u is below every TDX_%02X TCB level", svn, version);
+	return cl_fail(CL_ERR_TCB, "TDX module SVN %u is below every TDX_%02X TCB level", svn,
+		       version);
 }
 
 int cl_intel_tcb_evaluate_unverified(const struct cl_intel_collateral *c,

@@ -140,7 +140,7 @@ static int chain_lookup(const uint8_t key[32], struct chain_entry *out)
 
 static void chain_store(const struct chain_entry *in)
 {
-	struct chain_entry old = { { 0 }, NULL, NULL, 0, 0, 0 };
+	struct chain_entry old = {{0}, NULL, NULL, 0, 0, 0};
 	struct chain_entry *e = NULL;
 	uint64_t epoch = cl_cache_epoch();
 
@@ -173,7 +173,7 @@ static int verify_chain(const struct cl_intel_core *c, const char *pem, size_t l
 	STACK_OF(X509) *certs = NULL, *roots = NULL;
 	STACK_OF(X509_CRL) *crls = NULL;
 	X509 *root = cl_intel_root();
-	struct chain_entry e = { { 0 }, NULL, NULL, INT64_MIN, INT64_MAX, 0 };
+	struct chain_entry e = {{0}, NULL, NULL, INT64_MIN, INT64_MAX, 0};
 	int rc = CL_OK, depth = 0, blocks = 0;
 
 	CL_CHECK(root != NULL, CL_ERR_INTERNAL, "Intel root not available");
@@ -212,8 +212,8 @@ static int verify_chain(const struct cl_intel_core *c, const char *pem, size_t l
 			 "%s issuer chain has no signing certificate below the root", what);
 		CL_CHECK(depth == blocks && sk_X509_num(certs) > 0 &&
 				 X509_cmp(sk_X509_value(certs, sk_X509_num(certs) - 1), root) == 0,
-			 CL_ERR_CHAIN, "%s issuer chain must be the path to the Intel root, root last",
-			 what);
+			 CL_ERR_CHAIN,
+			 "%s issuer chain must be the path to the Intel root, root last", what);
 		sk_X509_push(certs, root);
 		sk_X509_push(certs, e.leaf);
 		for (int i = 0; i < sk_X509_num(certs); i++) {
@@ -293,7 +293,7 @@ static void narrow(int64_t *from, int64_t *until, int64_t f, int64_t u)
 int cl_intel_collateral_verify(struct cl_intel_collateral *h, int64_t at)
 {
 	struct cl_intel_core *c = h ? h->core : NULL;
-	struct chain_entry tcb = { { 0 }, NULL, NULL, 0, 0, 0 }, qe = tcb, pck = tcb;
+	struct chain_entry tcb = {{0}, NULL, NULL, 0, 0, 0}, qe = tcb, pck = tcb;
 	X509 *root = cl_intel_root();
 	int64_t from = INT64_MIN, until = INT64_MAX, f = 0, u = 0;
 	int rc = CL_OK, cached = 0;

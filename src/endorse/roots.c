@@ -22,9 +22,9 @@ static X509 *parse_pem(const char *pem)
 static void load_roots(void)
 {
 	static const char *const pems[CL_AMD_PRODUCT_COUNT][3] = {
-		{ cl_amd_milan_ark_pem, cl_amd_milan_ask_pem, cl_amd_milan_asvk_pem },
-		{ cl_amd_genoa_ark_pem, cl_amd_genoa_ask_pem, cl_amd_genoa_asvk_pem },
-		{ cl_amd_turin_ark_pem, cl_amd_turin_ask_pem, cl_amd_turin_asvk_pem },
+		{cl_amd_milan_ark_pem, cl_amd_milan_ask_pem, cl_amd_milan_asvk_pem},
+		{cl_amd_genoa_ark_pem, cl_amd_genoa_ask_pem, cl_amd_genoa_asvk_pem},
+		{cl_amd_turin_ark_pem, cl_amd_turin_ask_pem, cl_amd_turin_asvk_pem},
 	};
 
 	for (int p = 0; p < CL_AMD_PRODUCT_COUNT; p++)
@@ -35,7 +35,7 @@ static void load_roots(void)
 
 const char *cl_amd_product_name(enum cl_amd_product p)
 {
-	static const char *const names[] = { "Milan", "Genoa", "Turin" };
+	static const char *const names[] = {"Milan", "Genoa", "Turin"};
 
 	return (unsigned)p < CL_AMD_PRODUCT_COUNT ? names[p] : "unknown";
 }

@@ -35,7 +35,7 @@ _Static_assert(CL_DCAP_MAX_CERT_DATA <= CL_MAX_PEM_CHAIN, "PCK chain cap");
 
 int cl_dcap_sgx_report_parse(struct cl_reader *r, struct cl_sgx_report *out)
 {
-	struct cl_reader b = { 0 };
+	struct cl_reader b = {0};
 
 	memset(out, 0, sizeof(*out));
 	CL_GUARD(cl_read_sub(r, CL_DCAP_SGX_BODY_LEN, &b));
@@ -61,7 +61,7 @@ int cl_dcap_sgx_report_parse(struct cl_reader *r, struct cl_sgx_report *out)
 
 static int tdx_report_parse(struct cl_reader *r, int v15, struct cl_tdx_report *out)
 {
-	struct cl_reader b = { 0 };
+	struct cl_reader b = {0};
 
 	memset(out, 0, sizeof(*out));
 	CL_GUARD(cl_read_sub(r, v15 ? CL_DCAP_TDX15_BODY_LEN : CL_DCAP_TDX10_BODY_LEN, &b));
@@ -89,7 +89,7 @@ static int tdx_report_parse(struct cl_reader *r, int v15, struct cl_tdx_report *
 /* QE report, its signature, QE authentication data and the inner certification data. */
 static int qe_certdata_parse(struct cl_reader *r, struct cl_dcap_certdata *out)
 {
-	struct cl_reader qe = { 0 };
+	struct cl_reader qe = {0};
 	uint16_t auth_len = 0;
 	uint32_t cert_len = 0;
 
@@ -99,7 +99,8 @@ static int qe_certdata_parse(struct cl_reader *r, struct cl_dcap_certdata *out)
 	CL_GUARD(cl_read_ref(r, CL_DCAP_SIG_LEN, &out->qe_report_sig));
 	CL_GUARD(cl_read_u16le(r, &auth_len));
 	CL_ENSURE_MSG(auth_len <= CL_DCAP_MAX_AUTH_DATA, CL_ERR_MALFORMED,
-		      "QE authentication data of %u bytes exceeds %d", auth_len, CL_DCAP_MAX_AUTH_DATA);
+		      "QE authentication data of %u bytes exceeds %d", auth_len,
+		      CL_DCAP_MAX_AUTH_DATA);
 	CL_GUARD(cl_read_ref(r, auth_len, &out->qe_auth_data));
 	out->qe_auth_len = auth_len;
 	CL_GUARD(cl_read_u16le(r, &out->cert_type));
@@ -114,7 +115,8 @@ static int qe_certdata_parse(struct cl_reader *r, struct cl_dcap_certdata *out)
 		CL_ENSURE_MSG(cert_len > 0, CL_ERR_MALFORMED, "empty PCK certificate chain");
 		break;
 	default:
-		CL_BAIL(CL_ERR_UNSUPPORTED, "unsupported certification data type %u", out->cert_type);
+		CL_BAIL(CL_ERR_UNSUPPORTED, "unsupported certification data type %u",
+			out->cert_type);
 	}
 	CL_ENSURE_MSG(cert_len <= CL_DCAP_MAX_CERT_DATA, CL_ERR_MALFORMED,
 		      "certification data of %u bytes exceeds %d", cert_len, CL_DCAP_MAX_CERT_DATA);
@@ -126,7 +128,7 @@ static int qe_certdata_parse(struct cl_reader *r, struct cl_dcap_certdata *out)
 int cl_dcap_certdata_parse(const uint8_t *p, size_t n, uint16_t version,
 			   struct cl_dcap_certdata *out)
 {
-	struct cl_reader r = cl_reader_make(p, n), inner = { 0 };
+	struct cl_reader r = cl_reader_make(p, n), inner = {0};
 	uint16_t type = 0;
 	uint32_t len = 0;
 
@@ -158,13 +160,14 @@ int cl_dcap_certdata_parse(const uint8_t *p, size_t n, uint16_t version,
 static int body_parse(struct cl_reader *r, struct cl_dcap_quote *q)
 {
 	uint32_t body_len = 0;
-	struct cl_reader b = { 0 };
+	struct cl_reader b = {0};
 
 	if (q->version == 5) {
 		CL_GUARD(cl_read_u16le(r, &q->body_type));
 		CL_GUARD(cl_read_u32le(r, &body_len));
 	} else {
-		q->body_type = q->tee_type == CL_DCAP_TEE_TDX ? CL_DCAP_BODY_TDX10 : CL_DCAP_BODY_SGX;
+		q->body_type =
+			q->tee_type == CL_DCAP_TEE_TDX ? CL_DCAP_BODY_TDX10 : CL_DCAP_BODY_SGX;
 	}
 	switch (q->body_type) {
 	case CL_DCAP_BODY_SGX:
@@ -178,8 +181,9 @@ static int body_parse(struct cl_reader *r, struct cl_dcap_quote *q)
 		CL_ENSURE_MSG(q->tee_type == CL_DCAP_TEE_TDX, CL_ERR_MALFORMED,
 			      "TD report body in an SGX quote");
 		body_len = q->version != 5 ? CL_DCAP_TDX10_BODY_LEN : body_len;
-		CL_ENSURE_MSG(body_len == (q->body_type == CL_DCAP_BODY_TDX15 ? CL_DCAP_TDX15_BODY_LEN
-									  : CL_DCAP_TDX10_BODY_LEN),
+		CL_ENSURE_MSG(body_len == (q->body_type == CL_DCAP_BODY_TDX15
+						   ? CL_DCAP_TDX15_BODY_LEN
+						   : CL_DCAP_TDX10_BODY_LEN),
 			      CL_ERR_MALFORMED, "TD report body type %u of %u bytes", q->body_type,
 			      body_len);
 		CL_GUARD(cl_read_sub(r, body_len, &b));
@@ -191,7 +195,7 @@ static int body_parse(struct cl_reader *r, struct cl_dcap_quote *q)
 
 int cl_dcap_quote_parse(const uint8_t *p, size_t n, struct cl_dcap_quote *q)
 {
-	struct cl_reader r = cl_reader_make(p, n), sig = { 0 };
+	struct cl_reader r = cl_reader_make(p, n), sig = {0};
 	uint32_t sig_len = 0;
 	const uint8_t *pad = NULL;
 	size_t pad_len = 0;
@@ -226,8 +230,8 @@ int cl_dcap_quote_parse(const uint8_t *p, size_t n, struct cl_dcap_quote *q)
 	CL_GUARD(cl_dcap_certdata_parse(sig.p, sig.left, q->version, &q->cert));
 
 	pad_len = r.left;
-	CL_ENSURE_MSG(pad_len <= CL_DCAP_MAX_PADDING, CL_ERR_MALFORMED,
-		      "%zu bytes after the quote", pad_len);
+	CL_ENSURE_MSG(pad_len <= CL_DCAP_MAX_PADDING, CL_ERR_MALFORMED, "%zu bytes after the quote",
+		      pad_len);
 	CL_GUARD(cl_read_ref(&r, pad_len, &pad));
 	for (size_t i = 0; i < pad_len; i++)
 		CL_ENSURE_MSG(pad[i] == 0, CL_ERR_MALFORMED, "non-zero bytes after the quote");
@@ -266,7 +270,7 @@ static pthread_mutex_t pck_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct pck_entry pck_cache[PCK_CACHE_SLOTS];
 static uint64_t pck_clock;
 
-static int pck_id(const uint8_t *pem, size_t len, STACK_OF(X509_CRL) *crls, int require_root,
+static int pck_id(const uint8_t *pem, size_t len, STACK_OF(X509_CRL) * crls, int require_root,
 		  uint8_t id[32])
 {
 	const uint8_t flag = (uint8_t)require_root;
@@ -278,10 +282,12 @@ static int pck_id(const uint8_t *pem, size_t len, STACK_OF(X509_CRL) *crls, int 
 
 	CL_CHECK(ctx != NULL, CL_ERR_NOMEM, "out of memory");
 	CL_CHECK(EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
-			 EVP_DigestUpdate(ctx, &flag, 1) == 1 && EVP_DigestUpdate(ctx, pem, len) == 1,
+			 EVP_DigestUpdate(ctx, &flag, 1) == 1 &&
+			 EVP_DigestUpdate(ctx, pem, len) == 1,
 		 CL_ERR_CRYPTO, "SHA-256 failed");
 	for (int i = 0; i < sk_X509_CRL_num(crls); i++) {
-		CL_CHECK(X509_CRL_digest(sk_X509_CRL_value(crls, i), EVP_sha256(), md, &mdlen) == 1 &&
+		CL_CHECK(X509_CRL_digest(sk_X509_CRL_value(crls, i), EVP_sha256(), md, &mdlen) ==
+					 1 &&
 				 EVP_DigestUpdate(ctx, md, mdlen) == 1,
 			 CL_ERR_CRYPTO, "CRL digest failed");
 	}
@@ -388,16 +394,16 @@ static int issuer_is_platform_ca(X509 *leaf)
  * altered copy of the root (the pinned root is found first), leaving bytes
  * of the quote that nothing checks.
  */
-static int chain_shape(STACK_OF(X509) *chain, X509 *root, int require_root)
+static int chain_shape(STACK_OF(X509) * chain, X509 *root, int require_root)
 {
 	int n = sk_X509_num(chain);
 	X509 *last = sk_X509_value(chain, n - 1);
 
 	for (int i = 1; i < n; i++)
-		CL_ENSURE_MSG(X509_check_issued(sk_X509_value(chain, i), sk_X509_value(chain, i - 1)) ==
-				      X509_V_OK,
-			      CL_ERR_CHAIN, "PCK chain: certificate %d did not issue certificate %d",
-			      i, i - 1);
+		CL_ENSURE_MSG(X509_check_issued(sk_X509_value(chain, i),
+						sk_X509_value(chain, i - 1)) == X509_V_OK,
+			      CL_ERR_CHAIN,
+			      "PCK chain: certificate %d did not issue certificate %d", i, i - 1);
 	if (require_root || X509_check_issued(last, last) == X509_V_OK)
 		CL_ENSURE_MSG(n > 1 && X509_cmp(last, root) == 0, CL_ERR_CHAIN,
 			      "PCK chain does not end at the pinned Intel SGX Root CA");
@@ -409,7 +415,7 @@ static int chain_shape(STACK_OF(X509) *chain, X509 *root, int require_root)
  * through the cache. Chains from a quote must include the root, as Intel's
  * quoting library always puts it there.
  */
-static int pck_chain_verify(const uint8_t *pem, size_t len, STACK_OF(X509_CRL) *crls,
+static int pck_chain_verify(const uint8_t *pem, size_t len, STACK_OF(X509_CRL) * crls,
 			    int require_root, int64_t at, struct pck *out)
 {
 	STACK_OF(X509) *chain = NULL, *roots = NULL;
@@ -526,7 +532,8 @@ static int att_key_get(const uint8_t xy[CL_DCAP_KEY_LEN], EVP_PKEY **out)
 
 static int set_int(json_t *c, const char *k, json_int_t v)
 {
-	CL_ENSURE_MSG(json_object_set_new(c, k, json_integer(v)) == 0, CL_ERR_NOMEM, "out of memory");
+	CL_ENSURE_MSG(json_object_set_new(c, k, json_integer(v)) == 0, CL_ERR_NOMEM,
+		      "out of memory");
 	return CL_OK;
 }
 
@@ -539,11 +546,12 @@ static int quote_claims(const struct cl_dcap_quote *q, json_t **out)
 	CL_TRY(set_int(c, "quote_version", q->version));
 	if (q->tee_type == CL_DCAP_TEE_TDX) {
 		const struct cl_tdx_report *t = &q->tdx;
-		static const char *const rtmr[4] = { "rtmr0", "rtmr1", "rtmr2", "rtmr3" };
+		static const char *const rtmr[4] = {"rtmr0", "rtmr1", "rtmr2", "rtmr3"};
 
 		CL_TRY(cl_claims_set_hex(c, "measurement", t->mr_td, sizeof(t->mr_td)));
 		CL_TRY(cl_claims_set_hex(c, "report_data", t->report_data, sizeof(t->report_data)));
-		CL_CHECK(json_object_set_new(c, "debug", json_boolean(t->td_attributes[0] & 0x01)) == 0,
+		CL_CHECK(json_object_set_new(c, "debug",
+					     json_boolean(t->td_attributes[0] & 0x01)) == 0,
 			 CL_ERR_NOMEM, "out of memory");
 		CL_TRY(cl_claims_set_hex(c, "mr_td", t->mr_td, sizeof(t->mr_td)));
 		CL_TRY(cl_claims_set_hex(c, "mr_seam", t->mr_seam, sizeof(t->mr_seam)));
@@ -573,7 +581,8 @@ static int quote_claims(const struct cl_dcap_quote *q, json_t **out)
 
 		CL_TRY(cl_claims_set_hex(c, "measurement", s->mr_enclave, sizeof(s->mr_enclave)));
 		CL_TRY(cl_claims_set_hex(c, "report_data", s->report_data, sizeof(s->report_data)));
-		CL_CHECK(json_object_set_new(c, "debug", json_boolean(s->attributes[0] & 0x02)) == 0,
+		CL_CHECK(json_object_set_new(c, "debug", json_boolean(s->attributes[0] & 0x02)) ==
+				 0,
 			 CL_ERR_NOMEM, "out of memory");
 		CL_TRY(cl_claims_set_hex(c, "mr_enclave", s->mr_enclave, sizeof(s->mr_enclave)));
 		CL_TRY(cl_claims_set_hex(c, "mr_signer", s->mr_signer, sizeof(s->mr_signer)));
@@ -599,9 +608,9 @@ static int load_collateral(const struct cl_verify_opts *o, int is_tdx, const str
 	if (o->collateral)
 		return cl_intel_collateral_load(o->collateral, out);
 	if (o->pcs_url && !o->offline)
-		return cl_intel_collateral_fetch_at(o->pcs_url, o->cache_dir, is_tdx, pck->info.fmspc,
-						    pck->platform_ca ? "platform" : "processor", o->at,
-						    out);
+		return cl_intel_collateral_fetch_at(
+			o->pcs_url, o->cache_dir, is_tdx, pck->info.fmspc,
+			pck->platform_ca ? "platform" : "processor", o->at, out);
 	return CL_OK;
 }
 
@@ -676,7 +685,7 @@ int cl_dcap_verify(const uint8_t *ev, size_t n, const struct cl_verify_opts *o, 
 		   json_t **claims)
 {
 	struct cl_dcap_quote q;
-	struct pck pck = { 0 };
+	struct pck pck = {0};
 	struct cl_intel_collateral *coll = NULL;
 	STACK_OF(X509_CRL) *crls = NULL;
 	EVP_PKEY *ak = NULL;
@@ -701,7 +710,8 @@ int cl_dcap_verify(const uint8_t *ev, size_t n, const struct cl_verify_opts *o, 
 		pem_len = o->certs_len;
 	}
 	CL_CHECK(pem && pem_len, CL_ERR_COLLATERAL,
-		 "quote carries no PCK certificate chain (certification data type %u) and none was given",
+		 "quote carries no PCK certificate chain (certification data type %u) and none was "
+		 "given",
 		 q.cert.cert_type);
 
 	/* Fetching needs the FMSPC, so the chain is checked once before the CRLs are known. */
@@ -716,8 +726,8 @@ int cl_dcap_verify(const uint8_t *ev, size_t n, const struct cl_verify_opts *o, 
 	CL_TRY(pck_chain_verify(pem, pem_len, crls, from_quote, at, &pck));
 	CL_TRY(cl_claims_set_hex(*claims, "fmspc", pck.info.fmspc, sizeof(pck.info.fmspc)));
 
-	CL_TRY(verify_sig(pck.key, q.cert.qe_report_raw, CL_DCAP_QE_REPORT_LEN, q.cert.qe_report_sig,
-			  "QE report"));
+	CL_TRY(verify_sig(pck.key, q.cert.qe_report_raw, CL_DCAP_QE_REPORT_LEN,
+			  q.cert.qe_report_sig, "QE report"));
 	CL_TRY(check_qe_binding(&q));
 	CL_TRY(att_key_get(q.att_key, &ak));
 	CL_TRY(verify_sig(ak, q.signed_data, q.signed_len, q.signature, "quote"));

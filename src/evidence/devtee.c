@@ -21,8 +21,8 @@
 #include "internal.h"
 
 _Static_assert(CL_DEVTEE_SIGNED_LEN == CL_DEVTEE_MAGIC_LEN + 4 + 4 + 3 * CL_DEVTEE_HASH_LEN +
-						CL_DEVTEE_REPORT_DATA_LEN +
-						CL_DEVTEE_RTMRS * CL_DEVTEE_HASH_LEN,
+					       CL_DEVTEE_REPORT_DATA_LEN +
+					       CL_DEVTEE_RTMRS * CL_DEVTEE_HASH_LEN,
 	       "signed part of the dev-TEE report");
 _Static_assert(CL_DEVTEE_REPORT_LEN == CL_DEVTEE_SIGNED_LEN + 2 * CL_DEVTEE_HASH_LEN,
 	       "dev-TEE report size");
@@ -66,7 +66,7 @@ static uint8_t *put(uint8_t *p, const void *v, size_t n)
 
 static uint8_t *put_u32(uint8_t *p, uint32_t v)
 {
-	uint8_t b[4] = { (uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24) };
+	uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
 
 	return put(p, b, 4);
 }
@@ -166,7 +166,8 @@ static int claims_fill(json_t *c, const struct cl_devtee_report *r)
 	CL_TRY(cl_claims_set_hex(c, "report_data", r->report_data, CL_DEVTEE_REPORT_DATA_LEN));
 	CL_TRY(cl_claims_set_hex(c, "host_data", r->host_data, CL_DEVTEE_HASH_LEN));
 	CL_TRY(cl_claims_set_hex(c, "signer_id", r->signer_id, CL_DEVTEE_HASH_LEN));
-	CL_CHECK(json_object_set_new(c, "debug", json_boolean(r->flags & CL_DEVTEE_FLAG_DEBUG)) == 0 &&
+	CL_CHECK(json_object_set_new(c, "debug", json_boolean(r->flags & CL_DEVTEE_FLAG_DEBUG)) ==
+				 0 &&
 			 json_object_set_new(c, "version", json_integer(r->version)) == 0 &&
 			 json_object_set_new(c, "development", json_true()) == 0 &&
 			 json_object_set(c, "rtmr", rtmr) == 0,
@@ -285,7 +286,7 @@ static int root_get(const struct cl_verify_opts *o, struct root_info *out)
 	}
 	CL_GUARD(root_info_make(o, out));
 	if (X509_up_ref(out->root) == 1) {
-		struct root_info old = { 0 };
+		struct root_info old = {0};
 		unsigned slot = 0;
 
 		pthread_mutex_lock(&root_lock);
@@ -302,7 +303,7 @@ static int root_get(const struct cl_verify_opts *o, struct root_info *out)
 int cl_devtee_verify(const uint8_t *ev, size_t n, const struct cl_verify_opts *o, json_t **claims)
 {
 	struct cl_devtee_report r;
-	struct root_info ri = { 0 };
+	struct root_info ri = {0};
 	int rc = CL_OK;
 	json_t *c = NULL;
 

@@ -33,7 +33,8 @@ static int mbz(struct cl_reader *r, size_t n, const char *what)
 	CL_GUARD(cl_read_ref(r, n, &p));
 	for (size_t i = 0; i < n; i++)
 		if (p[i] != 0)
-			return cl_fail(CL_ERR_MALFORMED, "SNP report: reserved %s is not zero", what);
+			return cl_fail(CL_ERR_MALFORMED, "SNP report: reserved %s is not zero",
+				       what);
 	return CL_OK;
 }
 
@@ -41,7 +42,8 @@ static int mbz(struct cl_reader *r, size_t n, const char *what)
 static int read_scalar(struct cl_reader *r, uint8_t out[CL_SNP_P384_LEN])
 {
 	CL_GUARD(cl_read_bytes(r, out, CL_SNP_P384_LEN));
-	CL_GUARD(mbz(r, CL_SNP_SIG_COMPONENT - CL_SNP_P384_LEN, "high bytes of a signature scalar"));
+	CL_GUARD(
+		mbz(r, CL_SNP_SIG_COMPONENT - CL_SNP_P384_LEN, "high bytes of a signature scalar"));
 	cl_reverse(out, CL_SNP_P384_LEN);
 	return CL_OK;
 }
@@ -88,7 +90,8 @@ int cl_snp_report_parse(const uint8_t *p, size_t n, struct cl_snp_report *out)
 	case 7:
 		return cl_fail(CL_ERR_UNSUPPORTED, "SNP report is not signed (signing key 7)");
 	default:
-		return cl_fail(CL_ERR_MALFORMED, "SNP report: reserved signing key %u", signing_key);
+		return cl_fail(CL_ERR_MALFORMED, "SNP report: reserved signing key %u",
+			       signing_key);
 	}
 	o->author_key_en = (int)(o->key_info & 1);
 	o->mask_chip_key = (int)((o->key_info >> 1) & 1);
@@ -197,16 +200,16 @@ static int fill_claims(json_t *c, const struct cl_snp_report *r, enum cl_amd_pro
 		const uint8_t *p;
 		size_t n;
 	} hex[] = {
-		{ "measurement", r->measurement, sizeof(r->measurement) },
-		{ "report_data", r->report_data, sizeof(r->report_data) },
-		{ "chip_id", r->chip_id, sizeof(r->chip_id) },
-		{ "host_data", r->host_data, sizeof(r->host_data) },
-		{ "id_key_digest", r->id_key_digest, sizeof(r->id_key_digest) },
-		{ "author_key_digest", r->author_key_digest, sizeof(r->author_key_digest) },
-		{ "report_id", r->report_id, sizeof(r->report_id) },
-		{ "report_id_ma", r->report_id_ma, sizeof(r->report_id_ma) },
-		{ "family_id", r->family_id, sizeof(r->family_id) },
-		{ "image_id", r->image_id, sizeof(r->image_id) },
+		{"measurement", r->measurement, sizeof(r->measurement)},
+		{"report_data", r->report_data, sizeof(r->report_data)},
+		{"chip_id", r->chip_id, sizeof(r->chip_id)},
+		{"host_data", r->host_data, sizeof(r->host_data)},
+		{"id_key_digest", r->id_key_digest, sizeof(r->id_key_digest)},
+		{"author_key_digest", r->author_key_digest, sizeof(r->author_key_digest)},
+		{"report_id", r->report_id, sizeof(r->report_id)},
+		{"report_id_ma", r->report_id_ma, sizeof(r->report_id_ma)},
+		{"family_id", r->family_id, sizeof(r->family_id)},
+		{"image_id", r->image_id, sizeof(r->image_id)},
 	};
 
 	for (size_t i = 0; i < sizeof(hex) / sizeof(hex[0]); i++)
@@ -233,8 +236,9 @@ static int fill_claims(json_t *c, const struct cl_snp_report *r, enum cl_amd_pro
 	CL_GUARD(set_new(c, "mask_chip_key", json_boolean(r->mask_chip_key)));
 	if (r->has_cpuid)
 		CL_GUARD(set_new(c, "cpuid",
-				 json_pack("{s:i, s:i, s:i}", "family", (int)r->cpuid_fam_id, "model",
-					   (int)r->cpuid_mod_id, "stepping", (int)r->cpuid_step)));
+				 json_pack("{s:i, s:i, s:i}", "family", (int)r->cpuid_fam_id,
+					   "model", (int)r->cpuid_mod_id, "stepping",
+					   (int)r->cpuid_step)));
 	if (r->has_mit_vectors) {
 		CL_GUARD(set_u64(c, "launch_mit_vector", r->launch_mit_vector));
 		CL_GUARD(set_u64(c, "current_mit_vector", r->current_mit_vector));
@@ -253,7 +257,8 @@ struct vek_entry {
 	struct cl_amd_cert_ext ext;
 	enum cl_amd_product product;
 	enum cl_snp_signer signer;
-	int64_t not_before, not_after; /* the chain is valid for every t in [not_before, not_after] */
+	int64_t not_before,
+		not_after; /* the chain is valid for every t in [not_before, not_after] */
 	uint64_t last_use;
 };
 
@@ -352,7 +357,8 @@ static int vek_id(const struct cl_verify_opts *o, const uint8_t *cert, size_t n,
 
 	if (!ctx)
 		return cl_fail(CL_ERR_NOMEM, "out of memory");
-	if (o->certs && o->certs_len && cl_digest(CL_SHA256, o->certs, o->certs_len, certs_digest) < 0) {
+	if (o->certs && o->certs_len &&
+	    cl_digest(CL_SHA256, o->certs, o->certs_len, certs_digest) < 0) {
 		EVP_MD_CTX_free(ctx);
 		return CL_ERR_CRYPTO;
 	}
@@ -404,7 +410,7 @@ static int cn_is(X509 *cert, const char *want)
  * must be the right kind: the ASK ("SEV-<product>") for a VCEK, the ASVK
  * ("SEV-VLEK-<product>") for a VLEK.
  */
-static int verify_chain(X509 *leaf, STACK_OF(X509) *candidates, enum cl_amd_product p,
+static int verify_chain(X509 *leaf, STACK_OF(X509) * candidates, enum cl_amd_product p,
 			enum cl_snp_signer signer, int64_t at, int64_t *nb, int64_t *na)
 {
 	X509 *ark = cl_amd_ark(p);
@@ -497,8 +503,9 @@ static int vek_verify(const uint8_t *cert, size_t n, const struct cl_verify_opts
 		STACK_OF(X509) *cands = given;
 
 		if (!given) {
-			X509 *ic = signer == CL_SNP_SIGNER_VLEK ? cl_amd_asvk((enum cl_amd_product)p)
-							       : cl_amd_ask((enum cl_amd_product)p);
+			X509 *ic = signer == CL_SNP_SIGNER_VLEK
+					   ? cl_amd_asvk((enum cl_amd_product)p)
+					   : cl_amd_ask((enum cl_amd_product)p);
 
 			sk_X509_free(pinned);
 			pinned = sk_X509_new_null();
@@ -506,8 +513,8 @@ static int vek_verify(const uint8_t *cert, size_t n, const struct cl_verify_opts
 				 "out of memory");
 			cands = pinned;
 		}
-		rc = verify_chain(leaf, cands, (enum cl_amd_product)p, signer, at,
-				  &out->not_before, &out->not_after);
+		rc = verify_chain(leaf, cands, (enum cl_amd_product)p, signer, at, &out->not_before,
+				  &out->not_after);
 		if (rc == CL_OK) {
 			out->product = (enum cl_amd_product)p;
 			break;
@@ -554,7 +561,7 @@ static int all_zero(const uint8_t *p, size_t n)
 static int vek_find(const struct cl_snp_report *r, const struct cl_verify_opts *o, int have_cpu,
 		    enum cl_amd_product cpu, struct vek_source *src)
 {
-	enum cl_amd_product cands[2] = { CL_AMD_MILAN, CL_AMD_GENOA };
+	enum cl_amd_product cands[2] = {CL_AMD_MILAN, CL_AMD_GENOA};
 	int ncands = 2, rc = CL_OK;
 	char name[256];
 
@@ -611,7 +618,8 @@ static int check_hwid(const struct cl_snp_report *r, const struct vek *v)
 	/* A masked CHIP_ID binds nothing; the signature still proves the chip's key. */
 	if (r->mask_chip_key)
 		return CL_OK;
-	CL_ENSURE_MSG(n == CL_AMD_CHIP_ID_LEN || (v->product == CL_AMD_TURIN && n == CL_AMD_TURIN_HWID_LEN),
+	CL_ENSURE_MSG(n == CL_AMD_CHIP_ID_LEN ||
+			      (v->product == CL_AMD_TURIN && n == CL_AMD_TURIN_HWID_LEN),
 		      CL_ERR_MALFORMED, "VCEK hwID has %zu bytes", n);
 	CL_ENSURE_MSG(memcmp(v->ext.hwid, r->chip_id, n) == 0, CL_ERR_MISMATCH,
 		      "VCEK hwID does not match the report's CHIP_ID");
@@ -629,11 +637,12 @@ static int check_tcb(const struct cl_snp_report *r, const struct vek *v)
 		      "Turin endorsement key certificate lacks the fmcSPL extension");
 	if (t.bootloader != c->bootloader || t.tee != c->tee || t.snp != c->snp ||
 	    t.microcode != c->microcode || (turin && t.fmc != c->fmc))
-		return cl_fail(CL_ERR_TCB,
-			       "reported TCB (fmc %u bl %u tee %u snp %u ucode %u) differs from the "
-			       "certificate's (fmc %u bl %u tee %u snp %u ucode %u)",
-			       t.fmc, t.bootloader, t.tee, t.snp, t.microcode, c->fmc,
-			       c->bootloader, c->tee, c->snp, c->microcode);
+		return cl_fail(
+			CL_ERR_TCB,
+			"reported TCB (fmc %u bl %u tee %u snp %u ucode %u) differs from the "
+			"certificate's (fmc %u bl %u tee %u snp %u ucode %u)",
+			t.fmc, t.bootloader, t.tee, t.snp, t.microcode, c->fmc, c->bootloader,
+			c->tee, c->snp, c->microcode);
 	return CL_OK;
 }
 
@@ -698,9 +707,9 @@ int cl_snp_verify(const uint8_t *ev, size_t n, const struct cl_verify_opts *o, j
 	CL_TRY(check_tcb(&r, &v));
 	if (!hit && !cl_cache_bypassed())
 		cache_insert(id, &v);
-	if (src.fetched &&
-	    (cl_amd_vcek_cache_name(v.product, r.chip_id, r.reported_tcb, name, sizeof(name)) != CL_OK ||
-	     cl_cache_put(o->cache_dir, "amd", name, src.p, src.n) != CL_OK))
+	if (src.fetched && (cl_amd_vcek_cache_name(v.product, r.chip_id, r.reported_tcb, name,
+						   sizeof(name)) != CL_OK ||
+			    cl_cache_put(o->cache_dir, "amd", name, src.p, src.n) != CL_OK))
 		cl_log_warn("cannot cache the fetched VCEK: %s", cl_error_detail());
 
 	CL_CHECK(!r.debug || o->allow_debug, CL_ERR_POLICY,

@@ -20,8 +20,8 @@ enum kind {
 	K_BYTES,
 	K_TCB,
 	K_VERSION,
-	K_CPUID,  /* Option<u8>: null before report version 3 */
-	K_MIT,    /* Option<u64>: absent or null before version 4 */
+	K_CPUID, /* Option<u8>: null before report version 3 */
+	K_MIT,	 /* Option<u64>: absent or null before version 4 */
 	K_SIG,
 };
 
@@ -34,41 +34,41 @@ struct field {
 
 /* Offsets from the SEV-SNP firmware ABI; see cl_snp_report_parse. */
 static const struct field FIELDS[] = {
-	{ "version", 0x00, K_U32, 0 },
-	{ "guest_svn", 0x04, K_U32, 0 },
-	{ "policy", 0x08, K_U64, 0 },
-	{ "family_id", 0x10, K_BYTES, 16 },
-	{ "image_id", 0x20, K_BYTES, 16 },
-	{ "vmpl", 0x30, K_U32, 0 },
-	{ "sig_algo", 0x34, K_U32, 0 },
-	{ "current_tcb", 0x38, K_TCB, 0 },
-	{ "plat_info", 0x40, K_U64, 0 },
-	{ "key_info", 0x48, K_U32, 0 },
-	{ "report_data", 0x50, K_BYTES, 64 },
-	{ "measurement", 0x90, K_BYTES, 48 },
-	{ "host_data", 0xC0, K_BYTES, 32 },
-	{ "id_key_digest", 0xE0, K_BYTES, 48 },
-	{ "author_key_digest", 0x110, K_BYTES, 48 },
-	{ "report_id", 0x140, K_BYTES, 32 },
-	{ "report_id_ma", 0x160, K_BYTES, 32 },
-	{ "reported_tcb", 0x180, K_TCB, 0 },
-	{ "cpuid_fam_id", 0x188, K_CPUID, 0 },
-	{ "cpuid_mod_id", 0x189, K_CPUID, 0 },
-	{ "cpuid_step", 0x18A, K_CPUID, 0 },
-	{ "chip_id", 0x1A0, K_BYTES, 64 },
-	{ "committed_tcb", 0x1E0, K_TCB, 0 },
-	{ "current", 0x1E8, K_VERSION, 0 },
-	{ "committed", 0x1EC, K_VERSION, 0 },
-	{ "launch_tcb", 0x1F0, K_TCB, 0 },
-	{ "launch_mit_vector", 0x1F8, K_MIT, 0 },
-	{ "current_mit_vector", 0x200, K_MIT, 0 },
-	{ "signature", CL_SNP_SIGNED_SIZE, K_SIG, 0 },
+	{"version", 0x00, K_U32, 0},
+	{"guest_svn", 0x04, K_U32, 0},
+	{"policy", 0x08, K_U64, 0},
+	{"family_id", 0x10, K_BYTES, 16},
+	{"image_id", 0x20, K_BYTES, 16},
+	{"vmpl", 0x30, K_U32, 0},
+	{"sig_algo", 0x34, K_U32, 0},
+	{"current_tcb", 0x38, K_TCB, 0},
+	{"plat_info", 0x40, K_U64, 0},
+	{"key_info", 0x48, K_U32, 0},
+	{"report_data", 0x50, K_BYTES, 64},
+	{"measurement", 0x90, K_BYTES, 48},
+	{"host_data", 0xC0, K_BYTES, 32},
+	{"id_key_digest", 0xE0, K_BYTES, 48},
+	{"author_key_digest", 0x110, K_BYTES, 48},
+	{"report_id", 0x140, K_BYTES, 32},
+	{"report_id_ma", 0x160, K_BYTES, 32},
+	{"reported_tcb", 0x180, K_TCB, 0},
+	{"cpuid_fam_id", 0x188, K_CPUID, 0},
+	{"cpuid_mod_id", 0x189, K_CPUID, 0},
+	{"cpuid_step", 0x18A, K_CPUID, 0},
+	{"chip_id", 0x1A0, K_BYTES, 64},
+	{"committed_tcb", 0x1E0, K_TCB, 0},
+	{"current", 0x1E8, K_VERSION, 0},
+	{"committed", 0x1EC, K_VERSION, 0},
+	{"launch_tcb", 0x1F0, K_TCB, 0},
+	{"launch_mit_vector", 0x1F8, K_MIT, 0},
+	{"current_mit_vector", 0x200, K_MIT, 0},
+	{"signature", CL_SNP_SIGNED_SIZE, K_SIG, 0},
 };
 #define N_FIELDS (sizeof(FIELDS) / sizeof(FIELDS[0]))
 
-static const char *const TCB_KEYS[] = { "fmc", "bootloader", "tee", "snp", "microcode" };
-static const char *const VERSION_KEYS[] = { "major", "minor", "build" };
-static const char *const SIG_KEYS[] = { "r", "s" };
+static const char *const TCB_KEYS[] = {"fmc", "bootloader", "tee", "snp", "microcode"};
+static const char *const VERSION_KEYS[] = {"major", "minor", "build"};
+static const char *const SIG_KEYS[] = {"r", "s"};
 
 /* Where this report's TCB fields sit: Turin moved them and added FMC. */
 struct conv {
@@ -83,13 +83,14 @@ static int only_keys(const json_t *o, const char *const *keys, size_t n, const c
 	json_t *v = NULL;
 
 	CL_ENSURE_MSG(json_is_object(o), CL_ERR_MALFORMED, "SNP serde: %s is not an object", what);
-	json_object_foreach((json_t *)o, k, v) {
+	json_object_foreach ((json_t *)o, k, v) {
 		size_t i = 0;
 
 		(void)v;
 		while (i < n && strcmp(k, keys[i]) != 0)
 			i++;
-		CL_ENSURE_MSG(i < n, CL_ERR_MALFORMED, "SNP serde: unknown key %.40s in %s", k, what);
+		CL_ENSURE_MSG(i < n, CL_ERR_MALFORMED, "SNP serde: unknown key %.40s in %s", k,
+			      what);
 	}
 	return CL_OK;
 }
@@ -122,7 +123,7 @@ static int get_bytes(const json_t *v, uint8_t *dst, size_t len, const char *what
 
 	CL_ENSURE_MSG(json_is_array(v) && json_array_size(v) == len, CL_ERR_MALFORMED,
 		      "SNP serde: %s is not an array of %zu bytes", what, len);
-	json_array_foreach(v, i, x) {
+	json_array_foreach (v, i, x) {
 		uint64_t b = 0;
 
 		CL_GUARD(get_uint(x, 0xFF, &b, what));
@@ -207,14 +208,15 @@ static int put_field(struct conv *c, const struct field *f, const json_t *v)
 		/* Crate versions before the v5 report do not emit these keys. */
 		if (v == NULL || json_is_null(v))
 			return CL_OK;
-		CL_ENSURE_MSG(c->version >= 4, CL_ERR_MALFORMED,
-			      "SNP serde: %s in a v%u report", f->name, c->version);
+		CL_ENSURE_MSG(c->version >= 4, CL_ERR_MALFORMED, "SNP serde: %s in a v%u report",
+			      f->name, c->version);
 		CL_GUARD(get_uint(v, UINT64_MAX, &x, f->name));
 		put_le(dst, x, 8);
 		return CL_OK;
 	case K_SIG:
 		CL_GUARD(only_keys(v, SIG_KEYS, 2, f->name));
-		CL_GUARD(get_bytes(json_object_get(v, "r"), dst, CL_SNP_SIG_COMPONENT, "signature.r"));
+		CL_GUARD(get_bytes(json_object_get(v, "r"), dst, CL_SNP_SIG_COMPONENT,
+				   "signature.r"));
 		return get_bytes(json_object_get(v, "s"), dst + CL_SNP_SIG_COMPONENT,
 				 CL_SNP_SIG_COMPONENT, "signature.s");
 	default:
@@ -224,14 +226,14 @@ static int put_field(struct conv *c, const struct field *f, const json_t *v)
 
 static int convert(const json_t *report, uint8_t *out)
 {
-	struct conv c = { out, 0, 0 };
+	struct conv c = {out, 0, 0};
 	const char *k = NULL;
 	json_t *v = NULL;
 	uint64_t x = 0;
 
 	CL_ENSURE_MSG(json_is_object(report), CL_ERR_MALFORMED,
 		      "SNP serde: attestation_report is not an object");
-	json_object_foreach((json_t *)report, k, v) {
+	json_object_foreach ((json_t *)report, k, v) {
 		size_t i = 0;
 
 		(void)v;

@@ -19,7 +19,7 @@
 
 #include "cloister/eventlog.h"
 
-#define SPEC_ID_SIG "Spec ID Event03"
+#define SPEC_ID_SIG	     "Spec ID Event03"
 #define STARTUP_LOCALITY_SIG "StartupLocality"
 
 static const struct {
@@ -28,11 +28,9 @@ static const struct {
 	const char *name;
 	const char *ossl;
 } algs[] = {
-	{ CL_TPM_ALG_SHA1, 20, "sha1", "SHA1" },
-	{ CL_TPM_ALG_SHA256, 32, "sha256", "SHA256" },
-	{ CL_TPM_ALG_SHA384, 48, "sha384", "SHA384" },
-	{ CL_TPM_ALG_SHA512, 64, "sha512", "SHA512" },
-	{ CL_TPM_ALG_SM3_256, 32, "sm3_256", "SM3" },
+	{CL_TPM_ALG_SHA1, 20, "sha1", "SHA1"},	     {CL_TPM_ALG_SHA256, 32, "sha256", "SHA256"},
+	{CL_TPM_ALG_SHA384, 48, "sha384", "SHA384"}, {CL_TPM_ALG_SHA512, 64, "sha512", "SHA512"},
+	{CL_TPM_ALG_SM3_256, 32, "sm3_256", "SM3"},
 };
 
 size_t cl_tpm_alg_digest_len(uint16_t alg)
@@ -81,41 +79,41 @@ static const struct {
 	uint32_t type;
 	const char *name;
 } types[] = {
-	{ 0x0, "EV_PREBOOT_CERT" },
-	{ 0x1, "EV_POST_CODE" },
-	{ 0x2, "EV_UNUSED" },
-	{ 0x3, "EV_NO_ACTION" },
-	{ 0x4, "EV_SEPARATOR" },
-	{ 0x5, "EV_ACTION" },
-	{ 0x6, "EV_EVENT_TAG" },
-	{ 0x7, "EV_S_CRTM_CONTENTS" },
-	{ 0x8, "EV_S_CRTM_VERSION" },
-	{ 0x9, "EV_CPU_MICROCODE" },
-	{ 0xa, "EV_PLATFORM_CONFIG_FLAGS" },
-	{ 0xb, "EV_TABLE_OF_DEVICES" },
-	{ 0xc, "EV_COMPACT_HASH" },
-	{ 0xd, "EV_IPL" },
-	{ 0xe, "EV_IPL_PARTITION_DATA" },
-	{ 0xf, "EV_NONHOST_CODE" },
-	{ 0x10, "EV_NONHOST_CONFIG" },
-	{ 0x11, "EV_NONHOST_INFO" },
-	{ 0x12, "EV_OMIT_BOOT_DEVICE_EVENTS" },
-	{ 0x80000001, "EV_EFI_VARIABLE_DRIVER_CONFIG" },
-	{ 0x80000002, "EV_EFI_VARIABLE_BOOT" },
-	{ 0x80000003, "EV_EFI_BOOT_SERVICES_APPLICATION" },
-	{ 0x80000004, "EV_EFI_BOOT_SERVICES_DRIVER" },
-	{ 0x80000005, "EV_EFI_RUNTIME_SERVICES_DRIVER" },
-	{ 0x80000006, "EV_EFI_GPT_EVENT" },
-	{ 0x80000007, "EV_EFI_ACTION" },
-	{ 0x80000008, "EV_EFI_PLATFORM_FIRMWARE_BLOB" },
-	{ 0x80000009, "EV_EFI_HANDOFF_TABLES" },
-	{ 0x8000000a, "EV_EFI_PLATFORM_FIRMWARE_BLOB2" },
-	{ 0x8000000b, "EV_EFI_HANDOFF_TABLES2" },
-	{ 0x8000000c, "EV_EFI_VARIABLE_BOOT2" },
-	{ 0x80000010, "EV_EFI_HCRTM_EVENT" },
-	{ 0x800000e0, "EV_EFI_VARIABLE_AUTHORITY" },
-	{ 0x800000e1, "EV_EFI_SPDM_FIRMWARE_BLOB" },
-	{ 0x800000e2, "EV_EFI_SPDM_FIRMWARE_CONFIG" },
+	{0x0, "EV_PREBOOT_CERT"},
+	{0x1, "EV_POST_CODE"},
+	{0x2, "EV_UNUSED"},
+	{0x3, "EV_NO_ACTION"},
+	{0x4, "EV_SEPARATOR"},
+	{0x5, "EV_ACTION"},
+	{0x6, "EV_EVENT_TAG"},
+	{0x7, "EV_S_CRTM_CONTENTS"},
+	{0x8, "EV_S_CRTM_VERSION"},
+	{0x9, "EV_CPU_MICROCODE"},
+	{0xa, "EV_PLATFORM_CONFIG_FLAGS"},
+	{0xb, "EV_TABLE_OF_DEVICES"},
+	{0xc, "EV_COMPACT_HASH"},
+	{0xd, "EV_IPL"},
+	{0xe, "EV_IPL_PARTITION_DATA"},
+	{0xf, "EV_NONHOST_CODE"},
+	{0x10, "EV_NONHOST_CONFIG"},
+	{0x11, "EV_NONHOST_INFO"},
+	{0x12, "EV_OMIT_BOOT_DEVICE_EVENTS"},
+	{0x80000001, "EV_EFI_VARIABLE_DRIVER_CONFIG"},
+	{0x80000002, "EV_EFI_VARIABLE_BOOT"},
+	{0x80000003, "EV_EFI_BOOT_SERVICES_APPLICATION"},
+	{0x80000004, "EV_EFI_BOOT_SERVICES_DRIVER"},
+	{0x80000005, "EV_EFI_RUNTIME_SERVICES_DRIVER"},
+	{0x80000006, "EV_EFI_GPT_EVENT"},
+	{0x80000007, "EV_EFI_ACTION"},
+	{0x80000008, "EV_EFI_PLATFORM_FIRMWARE_BLOB"},
+	{0x80000009, "EV_EFI_HANDOFF_TABLES"},
+	{0x8000000a, "EV_EFI_PLATFORM_FIRMWARE_BLOB2"},
+	{0x8000000b, "EV_EFI_HANDOFF_TABLES2"},
+	{0x8000000c, "EV_EFI_VARIABLE_BOOT2"},
+	{0x80000010, "EV_EFI_HCRTM_EVENT"},
+	{0x800000e0, "EV_EFI_VARIABLE_AUTHORITY"},
+	{0x800000e1, "EV_EFI_SPDM_FIRMWARE_BLOB"},
+	{0x800000e2, "EV_EFI_SPDM_FIRMWARE_CONFIG"},
 };
 
 const char *cl_evlog_type_name(uint32_t type)
@@ -136,8 +134,8 @@ static int push_event(struct cl_evlog *log, size_t *cap, const struct cl_evlog_e
 
 		if (ncap > CL_EVLOG_MAX_EVENTS)
 			ncap = CL_EVLOG_MAX_EVENTS;
-		CL_ENSURE_MSG(log->nevents < ncap, CL_ERR_MALFORMED, "event log has more than %u events",
-			      CL_EVLOG_MAX_EVENTS);
+		CL_ENSURE_MSG(log->nevents < ncap, CL_ERR_MALFORMED,
+			      "event log has more than %u events", CL_EVLOG_MAX_EVENTS);
 		ne = realloc(log->events, ncap * sizeof(*ne));
 		CL_ENSURE_MSG(ne, CL_ERR_NOMEM, "out of memory");
 		log->events = ne;
@@ -168,8 +166,8 @@ static int read_legacy(struct cl_reader *r, struct cl_evlog_event *e)
 	e->digests[0].len = 20;
 	CL_GUARD(cl_read_ref(r, 20, &e->digests[0].d));
 	CL_GUARD(read_data(r, e));
-	CL_ENSURE_MSG(e->pcr < CL_TPM_NUM_PCRS, CL_ERR_MALFORMED, "event for PCR %u (max %u)", e->pcr,
-		      CL_TPM_NUM_PCRS - 1);
+	CL_ENSURE_MSG(e->pcr < CL_TPM_NUM_PCRS, CL_ERR_MALFORMED, "event for PCR %u (max %u)",
+		      e->pcr, CL_TPM_NUM_PCRS - 1);
 	return CL_OK;
 }
 
@@ -181,8 +179,8 @@ static int read_event2(struct cl_reader *r, const struct cl_evlog *log, struct c
 	CL_GUARD(cl_read_u32le(r, &e->pcr));
 	CL_GUARD(cl_read_u32le(r, &e->type));
 	CL_GUARD(cl_read_u32le(r, &count));
-	CL_ENSURE_MSG(e->pcr < CL_TPM_NUM_PCRS, CL_ERR_MALFORMED, "event for PCR %u (max %u)", e->pcr,
-		      CL_TPM_NUM_PCRS - 1);
+	CL_ENSURE_MSG(e->pcr < CL_TPM_NUM_PCRS, CL_ERR_MALFORMED, "event for PCR %u (max %u)",
+		      e->pcr, CL_TPM_NUM_PCRS - 1);
 	CL_ENSURE_MSG(count <= log->nalgs, CL_ERR_MALFORMED,
 		      "event has %u digests, the log declares %u banks", count, log->nalgs);
 	for (uint32_t i = 0; i < count; i++) {
@@ -209,7 +207,7 @@ static int read_event2(struct cl_reader *r, const struct cl_evlog *log, struct c
 static int parse_spec_id(const struct cl_evlog_event *first, struct cl_evlog *log)
 {
 	struct cl_reader r = cl_reader_make(first->data, first->data_len);
-	uint8_t sig[16] = { 0 }, minor = 0, major = 0, errata = 0, uintn = 0, vendor = 0;
+	uint8_t sig[16] = {0}, minor = 0, major = 0, errata = 0, uintn = 0, vendor = 0;
 	uint32_t platform = 0, n = 0;
 
 	CL_GUARD(cl_read_bytes(&r, sig, sizeof(sig)));
@@ -231,8 +229,8 @@ static int parse_spec_id(const struct cl_evlog_event *first, struct cl_evlog *lo
 		known = cl_tpm_alg_digest_len(alg);
 		/* Unknown banks are fine (we cannot replay them), but not silly sizes. */
 		CL_ENSURE_MSG(size >= 1 && size <= CL_TPM_MAX_DIGEST && (!known || known == size),
-			      CL_ERR_MALFORMED, "Spec ID event: algorithm 0x%04x with digest size %u",
-			      alg, size);
+			      CL_ERR_MALFORMED,
+			      "Spec ID event: algorithm 0x%04x with digest size %u", alg, size);
 		for (uint32_t j = 0; j < i; j++)
 			CL_ENSURE_MSG(log->algs[j] != alg, CL_ERR_MALFORMED,
 				      "Spec ID event lists algorithm 0x%04x twice", alg);
@@ -242,7 +240,8 @@ static int parse_spec_id(const struct cl_evlog_event *first, struct cl_evlog *lo
 	log->nalgs = n;
 	CL_GUARD(cl_read_u8(&r, &vendor));
 	CL_GUARD(cl_read_skip(&r, vendor));
-	CL_ENSURE_MSG(r.left == 0, CL_ERR_MALFORMED, "Spec ID event has %zu trailing bytes", r.left);
+	CL_ENSURE_MSG(r.left == 0, CL_ERR_MALFORMED, "Spec ID event has %zu trailing bytes",
+		      r.left);
 	return CL_OK;
 }
 
@@ -351,8 +350,8 @@ int cl_evlog_replay(const struct cl_evlog *log, uint16_t alg, struct cl_pcr_bank
 /* ----------------------------------------------------------------- claims */
 
 /* EFI_GLOBAL_VARIABLE 8be4df61-93ca-11d2-aa0d-00e098032b8c as stored (mixed endian). */
-static const uint8_t efi_global_guid[16] = { 0x61, 0xdf, 0xe4, 0x8b, 0xca, 0x93, 0xd2, 0x11,
-					     0xaa, 0x0d, 0x00, 0xe0, 0x98, 0x03, 0x2b, 0x8c };
+static const uint8_t efi_global_guid[16] = {0x61, 0xdf, 0xe4, 0x8b, 0xca, 0x93, 0xd2, 0x11,
+					    0xaa, 0x0d, 0x00, 0xe0, 0x98, 0x03, 0x2b, 0x8c};
 
 #define MAX_VAR_NAME 256
 
@@ -374,7 +373,8 @@ int cl_evlog_efi_variable(const struct cl_evlog_event *e, uint8_t guid[16], char
 	 * (seen on real machines); elsewhere the record must be exact.
 	 */
 	CL_ENSURE_MSG(dlen == r.left || (e->type == CL_EV_EFI_VARIABLE_AUTHORITY && dlen < r.left),
-		      CL_ERR_MALFORMED, "EFI variable data length %llu does not fill the event (%zu)",
+		      CL_ERR_MALFORMED,
+		      "EFI variable data length %llu does not fill the event (%zu)",
 		      (unsigned long long)dlen, r.left);
 	for (size_t i = 0; i < nlen; i++) {
 		uint16_t c = (uint16_t)(u16[2 * i] | (u16[2 * i + 1] << 8));
@@ -477,25 +477,28 @@ int cl_evlog_summary(const struct cl_evlog *log, uint16_t alg, uint32_t trusted,
 			/* Authority events hash only what was used, not the whole record. */
 			if (e->type != CL_EV_EFI_VARIABLE_AUTHORITY)
 				CL_CHECK(cl_evlog_event_data_matches(e, alg) == 1, CL_ERR_MISMATCH,
-					 "event %zu (EFI variable %s): data does not match its digest",
+					 "event %zu (EFI variable %s): data does not match its "
+					 "digest",
 					 i, name);
-			if (e->type == CL_EV_EFI_VARIABLE_BOOT || e->type == CL_EV_EFI_VARIABLE_BOOT2) {
+			if (e->type == CL_EV_EFI_VARIABLE_BOOT ||
+			    e->type == CL_EV_EFI_VARIABLE_BOOT2) {
 				CL_TRY(append(boot, json_string(name)));
 				break;
 			}
 			CL_TRY(tpm_hash(CL_TPM_ALG_SHA256, vd, vlen, vh));
-			CL_TRY(append(vars, json_pack("{s:i, s:s, s:s, s:I, s:o}", "pcr", (int)e->pcr,
-						      "type", cl_evlog_type_name(e->type), "name",
-						      name, "size", (json_int_t)vlen, "sha256",
-						      hexj(vh, sizeof(vh)))));
+			CL_TRY(append(vars,
+				      json_pack("{s:i, s:s, s:s, s:I, s:o}", "pcr", (int)e->pcr,
+						"type", cl_evlog_type_name(e->type), "name", name,
+						"size", (json_int_t)vlen, "sha256",
+						hexj(vh, sizeof(vh)))));
 			if (e->type == CL_EV_EFI_VARIABLE_DRIVER_CONFIG && e->pcr == 7 &&
 			    strcmp(name, "SecureBoot") == 0 &&
 			    memcmp(guid, efi_global_guid, sizeof(guid)) == 0)
 				*secure_boot = vlen >= 1 && vd[0] == 1;
 			break;
 		case CL_EV_IPL:
-			CL_TRY(append(ipl, json_pack("{s:i, s:o, s:o}", "pcr", (int)e->pcr, "digest",
-						     hexj(d->d, d->len), "data",
+			CL_TRY(append(ipl, json_pack("{s:i, s:o, s:o}", "pcr", (int)e->pcr,
+						     "digest", hexj(d->d, d->len), "data",
 						     printable(e->data, e->data_len))));
 			break;
 		default:
@@ -503,8 +506,9 @@ int cl_evlog_summary(const struct cl_evlog *log, uint16_t alg, uint32_t trusted,
 		}
 	}
 	s = json_pack("{s:I, s:s, s:O, s:O, s:O, s:I, s:I}", "count", (json_int_t)counted, "bank",
-		      cl_tpm_alg_name(alg), "efi_variables", vars, "boot_variables", boot, "ipl", ipl,
-		      "separators", (json_int_t)separators, "untrusted", (json_int_t)untrusted);
+		      cl_tpm_alg_name(alg), "efi_variables", vars, "boot_variables", boot, "ipl",
+		      ipl, "separators", (json_int_t)separators, "untrusted",
+		      (json_int_t)untrusted);
 	CL_CHECK(s, CL_ERR_NOMEM, "out of memory");
 	*summary = s;
 out:
@@ -561,7 +565,8 @@ int cl_evlog_to_json(const struct cl_evlog *log, json_t **out)
 		}
 		ev = json_pack("{s:I, s:i, s:I, s:s, s:o, s:o}", "index", (json_int_t)i, "pcr",
 			       (int)e->pcr, "type", (json_int_t)e->type, "type_name",
-			       tn ? tn : "unknown", "digests", dg, "data", hexj(e->data, e->data_len));
+			       tn ? tn : "unknown", "digests", dg, "data",
+			       hexj(e->data, e->data_len));
 		CL_TRY(append(evs, ev));
 	}
 	for (unsigned k = 0; k < log->nalgs; k++) {
@@ -573,10 +578,12 @@ int cl_evlog_to_json(const struct cl_evlog *log, json_t **out)
 		CL_CHECK(json_object_set_new(pcrs, an, bank_json(b)) == 0, CL_ERR_NOMEM,
 			 "out of memory");
 	}
-	CL_CHECK(json_array_size(banks) > 0, CL_ERR_UNSUPPORTED, "no bank of the log can be replayed");
+	CL_CHECK(json_array_size(banks) > 0, CL_ERR_UNSUPPORTED,
+		 "no bank of the log can be replayed");
 	/* Summarise against the strongest bank we replayed; every PCR counts here. */
-	CL_TRY(cl_evlog_summary(log, cl_tpm_alg_from_name(json_string_value(json_array_get(
-					     banks, json_array_size(banks) - 1))),
+	CL_TRY(cl_evlog_summary(log,
+				cl_tpm_alg_from_name(json_string_value(
+					json_array_get(banks, json_array_size(banks) - 1))),
 				0xffffffu, &sum, &sb));
 	root = json_pack("{s:s, s:O, s:I, s:O, s:O, s:o, s:O}", "format",
 			 log->crypto_agile ? "crypto-agile" : "sha1", "algorithms", banks, "count",

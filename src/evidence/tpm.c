@@ -32,8 +32,7 @@
 
 /* ------------------------------------------------------------ PCR values */
 
-int cl_tpm_pcrs_set(struct cl_tpm_pcrs *p, uint16_t alg, unsigned idx, const uint8_t *v,
-		    size_t len)
+int cl_tpm_pcrs_set(struct cl_tpm_pcrs *p, uint16_t alg, unsigned idx, const uint8_t *v, size_t len)
 {
 	size_t want = cl_tpm_alg_digest_len(alg);
 	unsigned b = 0;
@@ -46,7 +45,8 @@ int cl_tpm_pcrs_set(struct cl_tpm_pcrs *p, uint16_t alg, unsigned idx, const uin
 	while (b < p->nbanks && p->bank[b].alg != alg)
 		b++;
 	if (b == p->nbanks) {
-		CL_ENSURE_MSG(p->nbanks < CL_EVLOG_MAX_ALGS, CL_ERR_MALFORMED, "too many PCR banks");
+		CL_ENSURE_MSG(p->nbanks < CL_EVLOG_MAX_ALGS, CL_ERR_MALFORMED,
+			      "too many PCR banks");
 		p->nbanks++;
 		p->bank[b].alg = alg;
 		p->bank[b].len = want;
@@ -79,8 +79,8 @@ static int selection_mask(const TPMS_PCR_SELECTION *s, uint32_t *mask)
 	return CL_OK;
 }
 
-int cl_tpm_pcr_digest(const TPML_PCR_SELECTION *sel, const struct cl_tpm_pcrs *values,
-		      uint16_t alg, uint8_t *out, size_t *outlen)
+int cl_tpm_pcr_digest(const TPML_PCR_SELECTION *sel, const struct cl_tpm_pcrs *values, uint16_t alg,
+		      uint8_t *out, size_t *outlen)
 {
 	const char *name = cl_tpm_alg_name(alg);
 	EVP_MD *md = NULL;
@@ -90,10 +90,11 @@ int cl_tpm_pcr_digest(const TPML_PCR_SELECTION *sel, const struct cl_tpm_pcrs *v
 
 	CL_CHECK(name && alg != CL_TPM_ALG_SM3_256, CL_ERR_UNSUPPORTED,
 		 "PCR digest hash 0x%04x not supported", alg);
-	md = EVP_MD_fetch(NULL, alg == CL_TPM_ALG_SHA1	   ? "SHA1"
-				: alg == CL_TPM_ALG_SHA256 ? "SHA256"
-				: alg == CL_TPM_ALG_SHA384 ? "SHA384"
-							   : "SHA512",
+	md = EVP_MD_fetch(NULL,
+			  alg == CL_TPM_ALG_SHA1     ? "SHA1"
+			  : alg == CL_TPM_ALG_SHA256 ? "SHA256"
+			  : alg == CL_TPM_ALG_SHA384 ? "SHA384"
+						     : "SHA512",
 			  NULL);
 	ctx = EVP_MD_CTX_new();
 	CL_CHECK(md && ctx && EVP_DigestInit_ex(ctx, md, NULL) == 1, CL_ERR_CRYPTO,
@@ -110,7 +111,8 @@ int cl_tpm_pcr_digest(const TPML_PCR_SELECTION *sel, const struct cl_tpm_pcrs *v
 			if (!(mask & (1u << i)))
 				continue;
 			v = cl_tpm_pcrs_get(values, s->hash, i);
-			CL_CHECK(v, CL_ERR_MALFORMED, "PCR %s:%u is quoted but its value is not given",
+			CL_CHECK(v, CL_ERR_MALFORMED,
+				 "PCR %s:%u is quoted but its value is not given",
 				 cl_tpm_alg_name(s->hash) ? cl_tpm_alg_name(s->hash) : "?", i);
 			CL_CHECK(EVP_DigestUpdate(ctx, v, cl_tpm_alg_digest_len(s->hash)) == 1,
 				 CL_ERR_CRYPTO, "digest failed");
@@ -145,9 +147,10 @@ int cl_tpm_quote_parse(const uint8_t *p, size_t n, TPMS_ATTEST *out)
 		uint32_t mask = 0;
 
 		CL_GUARD(selection_mask(&out->attested.quote.pcrSelect.pcrSelections[b], &mask));
-		CL_ENSURE_MSG(cl_tpm_alg_digest_len(out->attested.quote.pcrSelect.pcrSelections[b].hash),
-			      CL_ERR_UNSUPPORTED, "quote selects unknown PCR bank 0x%04x",
-			      out->attested.quote.pcrSelect.pcrSelections[b].hash);
+		CL_ENSURE_MSG(
+			cl_tpm_alg_digest_len(out->attested.quote.pcrSelect.pcrSelections[b].hash),
+			CL_ERR_UNSUPPORTED, "quote selects unknown PCR bank 0x%04x",
+			out->attested.quote.pcrSelect.pcrSelections[b].hash);
 		for (unsigned c = 0; c < b; c++)
 			CL_ENSURE_MSG(out->attested.quote.pcrSelect.pcrSelections[c].hash !=
 					      out->attested.quote.pcrSelect.pcrSelections[b].hash,
@@ -178,7 +181,8 @@ static int rsa_from_public(const TPMT_PUBLIC *pub, EVP_PKEY **out)
 	OSSL_PARAM *params = NULL;
 	EVP_PKEY_CTX *ctx = NULL;
 	BIGNUM *n = NULL, *e = NULL;
-	uint32_t exp = pub->parameters.rsaDetail.exponent ? pub->parameters.rsaDetail.exponent : 65537;
+	uint32_t exp =
+		pub->parameters.rsaDetail.exponent ? pub->parameters.rsaDetail.exponent : 65537;
 	int rc = CL_OK;
 
 	CL_CHECK(pub->unique.rsa.size >= 128, CL_ERR_UNSUPPORTED, "RSA AK of %u bits",
@@ -207,7 +211,7 @@ out:
 static int ecc_from_public(const TPMT_PUBLIC *pub, EVP_PKEY **out)
 {
 	const TPMS_ECC_POINT *pt = &pub->unique.ecc;
-	uint8_t x[66] = { 0 }, y[66] = { 0 };
+	uint8_t x[66] = {0}, y[66] = {0};
 	const char *curve = NULL;
 	size_t len = 0;
 
@@ -280,7 +284,8 @@ int cl_tpm_ak_parse(const uint8_t *p, size_t n, EVP_PKEY **out, int *restricted)
 	if (restricted)
 		*restricted = -1;
 	CL_ENSURE_MSG(p && n > 0, CL_ERR_TRUNCATED, "empty AK");
-	CL_ENSURE_MSG(n <= CL_TPM_MAX_AK, CL_ERR_MALFORMED, "AK larger than %d bytes", CL_TPM_MAX_AK);
+	CL_ENSURE_MSG(n <= CL_TPM_MAX_AK, CL_ERR_MALFORMED, "AK larger than %d bytes",
+		      CL_TPM_MAX_AK);
 	CL_GUARD(cl_digest(CL_SHA256, p, n, hash));
 	pthread_mutex_lock(&ak_lock);
 	for (unsigned i = 0; i < AK_CACHE_SLOTS && !*out; i++)
@@ -322,7 +327,8 @@ static int ak_parse_uncached(const uint8_t *p, size_t n, EVP_PKEY **out, int *re
 	if (restricted)
 		*restricted = -1;
 	CL_ENSURE_MSG(p && n > 0, CL_ERR_TRUNCATED, "empty AK");
-	CL_ENSURE_MSG(n <= CL_TPM_MAX_AK, CL_ERR_MALFORMED, "AK larger than %d bytes", CL_TPM_MAX_AK);
+	CL_ENSURE_MSG(n <= CL_TPM_MAX_AK, CL_ERR_MALFORMED, "AK larger than %d bytes",
+		      CL_TPM_MAX_AK);
 	if (n > 10 && memcmp(p, "-----BEGIN", 10) == 0) {
 		bio = BIO_new_mem_buf(p, (int)n);
 		*out = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
@@ -465,7 +471,8 @@ int cl_tpm_signature_verify(EVP_PKEY *ak, const TPMT_SIGNATURE *sig, const uint8
 	if (sig->sigAlg == TPM2_ALG_RSAPSS) {
 		/* TPMs differ in the salt length they use; the PSS encoding says which. */
 		CL_CHECK(EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1 &&
-				 EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_AUTO) == 1 &&
+				 EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_AUTO) ==
+					 1 &&
 				 EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, md) == 1,
 			 CL_ERR_CRYPTO, "cannot set up RSA-PSS");
 	} else if (sig->sigAlg == TPM2_ALG_RSASSA) {
@@ -599,8 +606,8 @@ static int quoted_pcrs(const TPML_PCR_SELECTION *sel, const struct cl_tpm_pcrs *
 static int check_event_log(const struct cl_tpm_evidence *ev, const TPML_PCR_SELECTION *sel,
 			   json_t *c)
 {
-	static const uint16_t pref[] = { CL_TPM_ALG_SHA256, CL_TPM_ALG_SHA384, CL_TPM_ALG_SHA512,
-					 CL_TPM_ALG_SHA1 };
+	static const uint16_t pref[] = {CL_TPM_ALG_SHA256, CL_TPM_ALG_SHA384, CL_TPM_ALG_SHA512,
+					CL_TPM_ALG_SHA1};
 	struct cl_evlog log;
 	struct cl_pcr_bank *bank = NULL;
 	json_t *summary = NULL;
@@ -661,7 +668,7 @@ int cl_tpm_verify(const uint8_t *evb, size_t n, const struct cl_verify_opts *o, 
 	TPMT_SIGNATURE sig;
 	EVP_PKEY *ak = NULL;
 	const char *trust = NULL;
-	uint8_t *spki = NULL, rd[CL_REPORT_DATA_LEN] = { 0 }, akh[32], dg[CL_MAX_DIGEST];
+	uint8_t *spki = NULL, rd[CL_REPORT_DATA_LEN] = {0}, akh[32], dg[CL_MAX_DIGEST];
 	size_t spki_len = 0, dglen = 0;
 	int rc = CL_OK, restricted = -1;
 	json_t *c = NULL;
@@ -690,15 +697,16 @@ int cl_tpm_verify(const uint8_t *evb, size_t n, const struct cl_verify_opts *o, 
 	CL_TRY(set(c, "ak_trust", trust ? json_string(trust) : json_null()));
 	CL_TRY(set(c, "ak_restricted", restricted < 0 ? json_null() : json_boolean(restricted)));
 	CL_TRY(set(c, "signature_alg", json_string(sig_name(sig.sigAlg))));
-	CL_TRY(set(c, "hash_alg", json_string(cl_tpm_alg_name(sig_hash(&sig))
-						       ? cl_tpm_alg_name(sig_hash(&sig))
-						       : "unknown")));
+	CL_TRY(set(c, "hash_alg",
+		   json_string(cl_tpm_alg_name(sig_hash(&sig)) ? cl_tpm_alg_name(sig_hash(&sig))
+							       : "unknown")));
 	snprintf(fw, sizeof(fw), "%016llx", (unsigned long long)q.firmwareVersion);
 	CL_TRY(set(c, "firmware_version", json_string(fw)));
-	CL_TRY(set(c, "clock", json_pack("{s:I, s:I, s:I, s:b}", "clock", (json_int_t)q.clockInfo.clock,
-					 "reset_count", (json_int_t)q.clockInfo.resetCount,
-					 "restart_count", (json_int_t)q.clockInfo.restartCount,
-					 "safe", q.clockInfo.safe == TPM2_YES)));
+	CL_TRY(set(c, "clock",
+		   json_pack("{s:I, s:I, s:I, s:b}", "clock", (json_int_t)q.clockInfo.clock,
+			     "reset_count", (json_int_t)q.clockInfo.resetCount, "restart_count",
+			     (json_int_t)q.clockInfo.restartCount, "safe",
+			     q.clockInfo.safe == TPM2_YES)));
 	CL_TRY(set(c, "secure_boot", json_null()));
 	CL_TRY(set(c, "events", json_null()));
 
@@ -709,7 +717,8 @@ int cl_tpm_verify(const uint8_t *evb, size_t n, const struct cl_verify_opts *o, 
 				 cl_ct_equal(o->tpm_nonce, q.extraData.buffer, o->tpm_nonce_len),
 			 CL_ERR_MISMATCH, "quote extraData does not match the expected nonce");
 	CL_TRY(cl_check_report_data(o, rd));
-	CL_TRY(cl_tpm_pcr_digest(&q.attested.quote.pcrSelect, &ev->pcrs, sig_hash(&sig), dg, &dglen));
+	CL_TRY(cl_tpm_pcr_digest(&q.attested.quote.pcrSelect, &ev->pcrs, sig_hash(&sig), dg,
+				 &dglen));
 	CL_CHECK(dglen == q.attested.quote.pcrDigest.size &&
 			 memcmp(dg, q.attested.quote.pcrDigest.buffer, dglen) == 0,
 		 CL_ERR_MISMATCH, "PCR values do not match the quote's PCR digest");
@@ -717,7 +726,8 @@ int cl_tpm_verify(const uint8_t *evb, size_t n, const struct cl_verify_opts *o, 
 	if (ev->event_log)
 		CL_TRY(check_event_log(ev, &q.attested.quote.pcrSelect, c));
 	CL_CHECK(trust, CL_ERR_POLICY,
-		 "the AK is not trusted: pin it (--ak) or give roots for its certificate (--ak-roots)");
+		 "the AK is not trusted: pin it (--ak) or give roots for its certificate "
+		 "(--ak-roots)");
 out:
 	OPENSSL_free(spki);
 	EVP_PKEY_free(ak);

@@ -53,7 +53,8 @@ static int b64_member(const json_t *o, const char *key, size_t max, int required
 	if (*len > max || (required && *len == 0)) {
 		free(*out);
 		*out = NULL;
-		CL_BAIL(CL_ERR_MALFORMED, "TPM evidence \"%s\" has %zu bytes (1..%zu)", key, *len, max);
+		CL_BAIL(CL_ERR_MALFORMED, "TPM evidence \"%s\" has %zu bytes (1..%zu)", key, *len,
+			max);
 	}
 	return CL_OK;
 }
@@ -89,14 +90,15 @@ static int pcrs_ours(const json_t *o, struct cl_tpm_pcrs *out)
 	const char *bank = NULL, *k = NULL;
 	json_t *vals = NULL, *v = NULL;
 
-	CL_ENSURE_MSG(json_is_object(o), CL_ERR_MALFORMED, "TPM evidence \"pcrs\" is not an object");
-	json_object_foreach((json_t *)o, bank, vals) {
+	CL_ENSURE_MSG(json_is_object(o), CL_ERR_MALFORMED,
+		      "TPM evidence \"pcrs\" is not an object");
+	json_object_foreach ((json_t *)o, bank, vals) {
 		uint16_t alg = cl_tpm_alg_from_name(bank);
 
 		CL_ENSURE_MSG(alg, CL_ERR_UNSUPPORTED, "unknown PCR bank '%s'", bank);
-		CL_ENSURE_MSG(json_is_object(vals), CL_ERR_MALFORMED, "PCR bank '%s' is not an object",
-			      bank);
-		json_object_foreach(vals, k, v) {
+		CL_ENSURE_MSG(json_is_object(vals), CL_ERR_MALFORMED,
+			      "PCR bank '%s' is not an object", bank);
+		json_object_foreach (vals, k, v) {
 			uint8_t d[CL_TPM_MAX_DIGEST];
 			size_t len = 0;
 			unsigned idx = 0;
@@ -129,7 +131,8 @@ static uint16_t alg_by_len(size_t len)
 static int pcrs_list(const json_t *a, struct cl_tpm_pcrs *out)
 {
 	CL_ENSURE_MSG(json_is_array(a) && json_array_size(a) <= CL_TPM_NUM_PCRS, CL_ERR_MALFORMED,
-		      "TPM evidence PCR list is not an array of at most %u values", CL_TPM_NUM_PCRS);
+		      "TPM evidence PCR list is not an array of at most %u values",
+		      CL_TPM_NUM_PCRS);
 	for (size_t i = 0; i < json_array_size(a); i++) {
 		uint8_t d[CL_TPM_MAX_DIGEST];
 		size_t len = 0;
@@ -156,7 +159,7 @@ static int pcrs_go(const json_t *a, struct cl_tpm_pcrs *out)
 		int rc = CL_OK;
 
 		/* crypto.SHA1 = 3, SHA256 = 5, SHA384 = 6, SHA512 = 7 */
-		alg = halg == 3 ? CL_TPM_ALG_SHA1
+		alg = halg == 3	  ? CL_TPM_ALG_SHA1
 		      : halg == 5 ? CL_TPM_ALG_SHA256
 		      : halg == 6 ? CL_TPM_ALG_SHA384
 		      : halg == 7 ? CL_TPM_ALG_SHA512
@@ -221,7 +224,8 @@ static int parse_root(const json_t *root, struct cl_tpm_evidence *ev)
 	CL_GUARD(b64_member(root, "ak_cert", CL_MAX_CERT_DER, 0, &ev->ak_cert, &ev->ak_cert_len));
 	CL_GUARD(chain_member(root, ev));
 	if (json_is_object(tq)) { /* trustee */
-		CL_GUARD(b64_member(tq, "message", CL_TPM_MAX_QUOTE, 1, &ev->quote, &ev->quote_len));
+		CL_GUARD(
+			b64_member(tq, "message", CL_TPM_MAX_QUOTE, 1, &ev->quote, &ev->quote_len));
 		CL_GUARD(b64_member(tq, "signature", CL_TPM_MAX_SIG, 1, &ev->sig, &ev->sig_len));
 		if (json_object_get(tq, "pcrs"))
 			CL_GUARD(pcrs_list(json_object_get(tq, "pcrs"), &ev->pcrs));
@@ -308,8 +312,8 @@ int cl_tpm_evidence_to_json(const struct cl_tpm_evidence *ev, json_t **out)
 		for (size_t i = 0; i < ev->ak_chain_n; i++) {
 			char *s = cl_base64_encode(ev->ak_chain[i], ev->ak_chain_len[i]);
 
-			CL_CHECK(s && json_array_append_new(chain, json_string(s)) == 0, CL_ERR_NOMEM,
-				 "out of memory");
+			CL_CHECK(s && json_array_append_new(chain, json_string(s)) == 0,
+				 CL_ERR_NOMEM, "out of memory");
 			free(s);
 		}
 		CL_CHECK(json_object_set(o, "ak_chain", chain) == 0, CL_ERR_NOMEM, "out of memory");
@@ -327,7 +331,8 @@ int cl_tpm_evidence_to_json(const struct cl_tpm_evidence *ev, json_t **out)
 			if (!(ev->pcrs.bank[b].present & (1u << i)))
 				continue;
 			snprintf(idx, sizeof(idx), "%u", i);
-			CL_TRY(cl_claims_set_hex(bank, idx, ev->pcrs.bank[b].v[i], ev->pcrs.bank[b].len));
+			CL_TRY(cl_claims_set_hex(bank, idx, ev->pcrs.bank[b].v[i],
+						 ev->pcrs.bank[b].len));
 		}
 	}
 	CL_CHECK(json_object_set(o, "pcrs", pcrs) == 0, CL_ERR_NOMEM, "out of memory");
@@ -344,10 +349,10 @@ out:
 /* ------------------------------------------------- tpm2-tools PCR files */
 
 /* x86-64 sizes of the tpm2-tss structs tpm2-tools writes raw ("serialized"). */
-#define SER_PCR_SELECTION 8u /* u16 hash, u8 sizeofSelect, u8[4] pcrSelect, pad */
+#define SER_PCR_SELECTION      8u /* u16 hash, u8 sizeofSelect, u8[4] pcrSelect, pad */
 #define SER_PCR_SELECTION_LIST (4u + TPM2_NUM_PCR_BANKS * SER_PCR_SELECTION)
-#define SER_DIGEST (2u + 64u) /* TPM2B_DIGEST: u16 size, sizeof(TPMU_HA) bytes */
-#define SER_DIGEST_LIST (4u + 8u * SER_DIGEST)
+#define SER_DIGEST	       (2u + 64u) /* TPM2B_DIGEST: u16 size, sizeof(TPMU_HA) bytes */
+#define SER_DIGEST_LIST	       (4u + 8u * SER_DIGEST)
 
 static int pcrs_values(const TPML_PCR_SELECTION *sel, struct cl_reader *r, struct cl_tpm_pcrs *out)
 {
@@ -385,7 +390,7 @@ static int pcrs_serialized(const TPML_PCR_SELECTION *sel, struct cl_reader *r,
 		      "PCR file selects %u banks, the quote %u", count, sel->count);
 	for (unsigned b = 0; b < TPM2_NUM_PCR_BANKS; b++) {
 		uint16_t hash = 0;
-		uint8_t size = 0, pad = 0, bits[4] = { 0 };
+		uint8_t size = 0, pad = 0, bits[4] = {0};
 
 		CL_GUARD(cl_read_u16le(r, &hash));
 		CL_GUARD(cl_read_u8(r, &size));
@@ -413,7 +418,8 @@ static int pcrs_serialized(const TPML_PCR_SELECTION *sel, struct cl_reader *r,
 			if (i / 8 >= s->sizeofSelect || !(s->pcrSelect[i / 8] & (1u << (i % 8))))
 				continue;
 			if (inlist == listcount) { /* next TPML_DIGEST */
-				CL_ENSURE_MSG(total < nlists, CL_ERR_TRUNCATED, "PCR file lacks values");
+				CL_ENSURE_MSG(total < nlists, CL_ERR_TRUNCATED,
+					      "PCR file lacks values");
 				CL_GUARD(cl_read_u32le(&lists, &listcount));
 				CL_ENSURE_MSG(listcount >= 1 && listcount <= 8, CL_ERR_MALFORMED,
 					      "PCR file: digest list of %u", listcount);
@@ -449,9 +455,10 @@ int cl_tpm_pcrs_from_tpm2_tools(const TPMS_ATTEST *quote, const uint8_t *p, size
 				values += cl_tpm_alg_digest_len(sel->pcrSelections[b].hash);
 	if (n == values)
 		return pcrs_values(sel, &r, out);
-	CL_ENSURE_MSG(n >= SER_PCR_SELECTION_LIST + 4, CL_ERR_MALFORMED,
-		      "PCR file of %zu bytes fits neither the values (%zu) nor the serialized layout",
-		      n, values);
+	CL_ENSURE_MSG(
+		n >= SER_PCR_SELECTION_LIST + 4, CL_ERR_MALFORMED,
+		"PCR file of %zu bytes fits neither the values (%zu) nor the serialized layout", n,
+		values);
 	return pcrs_serialized(sel, &r, out);
 }
 
@@ -509,8 +516,8 @@ int cl_tpm_pcr_selection_parse(const char *s, TPML_PCR_SELECTION *out)
 
 		if (!end)
 			end = s + strlen(s);
-		CL_ENSURE_MSG(colon && colon < end && (size_t)(colon - s) < sizeof(name), CL_ERR_ARG,
-			      "PCR selection needs BANK:INDICES (e.g. sha256:0,1,7)");
+		CL_ENSURE_MSG(colon && colon < end && (size_t)(colon - s) < sizeof(name),
+			      CL_ERR_ARG, "PCR selection needs BANK:INDICES (e.g. sha256:0,1,7)");
 		memcpy(name, s, (size_t)(colon - s));
 		name[colon - s] = 0;
 		alg = cl_tpm_alg_from_name(name);

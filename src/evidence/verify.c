@@ -6,7 +6,7 @@
 #include "cloister/tpm.h"
 #include "internal.h"
 
-static const char *const format_names[] = { "auto", "snp", "tdx", "sgx", "devtee", "tpm" };
+static const char *const format_names[] = {"auto", "snp", "tdx", "sgx", "devtee", "tpm"};
 
 const char *cl_format_name(enum cl_format f)
 {
@@ -55,9 +55,8 @@ enum cl_format cl_format_detect(const uint8_t *ev, size_t n)
 
 json_t *cl_claims_new(const char *platform)
 {
-	return json_pack("{s:s, s:s, s:s, s:b, s:s, s:[]}", "platform", platform, "measurement",
-			 "", "report_data", "", "debug", 0, "tcb_status", "Unknown",
-			 "advisory_ids");
+	return json_pack("{s:s, s:s, s:s, s:b, s:s, s:[]}", "platform", platform, "measurement", "",
+			 "report_data", "", "debug", 0, "tcb_status", "Unknown", "advisory_ids");
 }
 
 int cl_claims_set_hex(json_t *claims, const char *key, const uint8_t *p, size_t n)
@@ -128,7 +127,8 @@ out:
 	res->status = rc;
 	res->claims = claims;
 	if (rc != CL_OK)
-		snprintf(res->reason, sizeof(res->reason), "%s", cl_error_detail()[0] ? cl_error_detail() : cl_err_str(rc));
+		snprintf(res->reason, sizeof(res->reason), "%s",
+			 cl_error_detail()[0] ? cl_error_detail() : cl_err_str(rc));
 	return rc;
 }
 

@@ -25,7 +25,7 @@ static int attest_key(const struct cl_ratls_issue_opts *o, EVP_PKEY *key, const 
 		      size_t nonce_len, struct cl_buf *ccc, struct cl_attest_evidence *ev)
 {
 	enum cl_hash h = o->hash ? o->hash : CL_SHA384;
-	struct cl_buf claims = { 0 };
+	struct cl_buf claims = {0};
 	uint8_t dig[CL_MAX_DIGEST], rd[CL_REPORT_DATA_LEN];
 	size_t dlen = 0;
 	uint64_t tag = 0;
@@ -56,8 +56,8 @@ static int add_ext(X509 *x, const char *oid, const uint8_t *p, size_t n)
 	CL_CHECK(obj && os && n <= INT32_MAX && ASN1_OCTET_STRING_set(os, p, (int)n) == 1,
 		 CL_ERR_NOMEM, "out of memory");
 	ext = X509_EXTENSION_create_by_OBJ(NULL, obj, 0, os);
-	CL_CHECK(ext && X509_add_ext(x, ext, -1) == 1, CL_ERR_CRYPTO,
-		 "cannot add extension %s", oid);
+	CL_CHECK(ext && X509_add_ext(x, ext, -1) == 1, CL_ERR_CRYPTO, "cannot add extension %s",
+		 oid);
 out:
 	X509_EXTENSION_free(ext);
 	ASN1_OCTET_STRING_free(os);
@@ -144,8 +144,8 @@ out:
 int cl_ratls_issue(const struct cl_ratls_issue_opts *o, EVP_PKEY **key, X509 **cert)
 {
 	EVP_PKEY *k = NULL;
-	struct cl_attest_evidence ev = { 0 };
-	struct cl_buf ccc = { 0 }, cmw = { 0 };
+	struct cl_attest_evidence ev = {0};
+	struct cl_buf ccc = {0}, cmw = {0};
 	struct cl_ratls_cmw c;
 	const char *type = NULL;
 	int rc = CL_OK;
@@ -158,7 +158,8 @@ int cl_ratls_issue(const struct cl_ratls_issue_opts *o, EVP_PKEY **key, X509 **c
 	CL_CHECK(k, CL_ERR_CRYPTO, "cannot generate the TLS key");
 	CL_TRY(attest_key(o, k, NULL, 0, &ccc, &ev));
 	type = cl_ratls_cmw_type(ev.format);
-	CL_CHECK(type, CL_ERR_UNSUPPORTED, "no CMW type for %s evidence", cl_format_name(ev.format));
+	CL_CHECK(type, CL_ERR_UNSUPPORTED, "no CMW type for %s evidence",
+		 cl_format_name(ev.format));
 	snprintf(c.rec[0].label, sizeof(c.rec[0].label), "cpu0");
 	snprintf(c.rec[0].type, sizeof(c.rec[0].type), "%s", type);
 	c.rec[0].value = ev.evidence.data;
@@ -183,7 +184,7 @@ out:
 int cl_ratls_fresh_evidence(const struct cl_ratls_issue_opts *o, X509 *cert, const uint8_t *nonce,
 			    size_t nonce_len, struct cl_buf *out)
 {
-	struct cl_attest_evidence ev = { 0 };
+	struct cl_attest_evidence ev = {0};
 	EVP_PKEY *key = X509_get0_pubkey(cert);
 	int rc = CL_OK;
 

@@ -210,7 +210,7 @@ int cl_ratls_evidence_parse(const uint8_t *p, size_t n, struct cl_ratls_evidence
 int cl_ratls_claims_encode(enum cl_hash h, const uint8_t *pubkey_hash, const uint8_t *nonce,
 			   size_t nonce_len, struct cl_buf *out)
 {
-	struct cl_buf entry = { 0 };
+	struct cl_buf entry = {0};
 	cbor_item_t *arr = NULL, *m = NULL;
 	uint64_t id = cl_ratls_hash_id(h);
 	int rc = CL_OK;
@@ -450,7 +450,7 @@ int cl_ratls_cmw_parse(const uint8_t *p, size_t n, struct cl_ratls_cmw *out)
 
 int cl_ratls_cmw_encode(const struct cl_ratls_cmw *c, struct cl_buf *out)
 {
-	struct cl_buf cb = { 0 };
+	struct cl_buf cb = {0};
 	cbor_item_t *m = NULL;
 	ASN1_OCTET_STRING *os = NULL;
 	unsigned char *der = NULL;

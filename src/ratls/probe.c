@@ -21,7 +21,7 @@ static int dial(const char *addr, int *fd)
 	char host[256], *port = NULL;
 	const char *h = host;
 	struct addrinfo hints, *ai = NULL;
-	struct timeval tv = { 15, 0 };
+	struct timeval tv = {15, 0};
 	int s = -1, e = 0;
 
 	CL_ENSURE_MSG(addr && strlen(addr) < sizeof(host), CL_ERR_ARG, "bad address");
@@ -67,7 +67,8 @@ static int fresh(const struct cl_ratls_proxy_opts *o, SSL *ssl, struct cl_ratls_
 	cl_hex_encode(nonce, sizeof(nonce), hex);
 	n = snprintf(req, sizeof(req), "GET %s?nonce=%s HTTP/1.1\r\nHost: cloister\r\n\r\n",
 		     CL_RATLS_FRESH_PATH, hex);
-	CL_CHECK(SSL_write(ssl, req, n) == n, CL_ERR_NETWORK, "cannot send the attestation request");
+	CL_CHECK(SSL_write(ssl, req, n) == n, CL_ERR_NETWORK,
+		 "cannot send the attestation request");
 	buf = malloc(cap + 1);
 	CL_CHECK(buf, CL_ERR_NOMEM, "out of memory");
 	for (;;) {

@@ -37,10 +37,10 @@
 
 #include "internal.h"
 
-#define FRESH_PREFIX "GET " CL_RATLS_FRESH_PATH "?"
-#define MAX_HTTP_HEAD 4096
+#define FRESH_PREFIX   "GET " CL_RATLS_FRESH_PATH "?"
+#define MAX_HTTP_HEAD  4096
 #define HANDSHAKE_SECS 15
-#define SNIFF_MSECS 200
+#define SNIFF_MSECS    200
 
 enum state { ST_HANDSHAKE, ST_FRESH, ST_SNIFF, ST_OPEN };
 
@@ -65,7 +65,7 @@ struct pair {
 	struct cl_ratls_proxy *p;
 	struct bufferevent *down, *up;
 	enum state st;
-	int eof_down, eof_up;   /* that side sent EOF */
+	int eof_down, eof_up;	/* that side sent EOF */
 	int shut_down, shut_up; /* we shut that side's write direction */
 	int up_connected;
 	struct event *sniff;
@@ -186,7 +186,7 @@ static void fresh_reply(struct pair *c, const char *head, size_t len)
 	const char *sp = q;
 	uint8_t nonce[CL_RATLS_MAX_NONCE];
 	size_t hexlen = 0;
-	struct cl_buf ev = { 0 };
+	struct cl_buf ev = {0};
 	SSL *ssl = bufferevent_openssl_get_ssl(c->down);
 	X509 *cert = ssl ? SSL_get_certificate(ssl) : NULL;
 
@@ -205,9 +205,11 @@ static void fresh_reply(struct pair *c, const char *head, size_t len)
 		evbuffer_add_printf(out, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
 		return;
 	}
-	if (!cert || cl_ratls_fresh_evidence(c->p->o.issue, cert, nonce, hexlen / 2, &ev) != CL_OK) {
+	if (!cert ||
+	    cl_ratls_fresh_evidence(c->p->o.issue, cert, nonce, hexlen / 2, &ev) != CL_OK) {
 		cl_log_error("serve: no fresh evidence: %s", cl_error_detail());
-		evbuffer_add_printf(out, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n");
+		evbuffer_add_printf(
+			out, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n");
 		return;
 	}
 	evbuffer_add_printf(out,
@@ -350,7 +352,7 @@ static void read_cb(struct bufferevent *b, void *arg)
 		if (b == c->down)
 			sniff(c);
 		else if (!c->sniff && evbuffer_get_length(bufferevent_get_input(c->down)) == 0) {
-			struct timeval tv = { 0, SNIFF_MSECS * 1000 };
+			struct timeval tv = {0, SNIFF_MSECS * 1000};
 
 			c->sniff = evtimer_new(c->p->base, sniff_timeout, c);
 			if (c->sniff)
@@ -385,7 +387,8 @@ static int connect_up_plain(struct pair *c)
 {
 	struct cl_ratls_proxy *p = c->p;
 
-	c->up = bufferevent_socket_new(p->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	c->up = bufferevent_socket_new(p->base, -1,
+				       BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	if (!c->up)
 		return -1;
 	bufferevent_setcb(c->up, read_cb, write_cb, NULL, c);
@@ -476,13 +479,15 @@ static void event_cb(struct bufferevent *b, short what, void *arg)
 			ERR_error_string_n(e, ebuf, sizeof(ebuf));
 		if (p->o.mode == CL_RATLS_CONNECT)
 			fail_pair(c, "refused %s: %s", p->o.target,
-				  why ? why
-				      : e ? ebuf
-					  : (what & BEV_EVENT_TIMEOUT) ? "handshake timed out"
-								       : "connection failed");
+				  why			       ? why
+				  : e			       ? ebuf
+				  : (what & BEV_EVENT_TIMEOUT) ? "handshake timed out"
+							       : "connection failed");
 		else
 			fail_pair(c, "handshake with a client failed: %s",
-				  why ? why : e ? ebuf : "connection closed");
+				  why ? why
+				  : e ? ebuf
+				      : "connection closed");
 		ERR_clear_error();
 		return;
 	}
@@ -495,8 +500,8 @@ static void event_cb(struct bufferevent *b, short what, void *arg)
 		pair_free(c);
 		return;
 	}
-	cl_log_debug("%s: %s closed with an error", p->o.mode == CL_RATLS_SERVE ? "serve" : "connect",
-		     side(c, b));
+	cl_log_debug("%s: %s closed with an error",
+		     p->o.mode == CL_RATLS_SERVE ? "serve" : "connect", side(c, b));
 	ERR_clear_error();
 	pair_free(c);
 }
@@ -506,7 +511,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 {
 	struct cl_ratls_proxy *p = arg;
 	struct pair *c = calloc(1, sizeof(*c));
-	struct timeval hs = { HANDSHAKE_SECS, 0 };
+	struct timeval hs = {HANDSHAKE_SECS, 0};
 	SSL *ssl = NULL;
 	int opts = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
 
@@ -555,7 +560,8 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	bufferevent_setcb(c->down, read_cb, write_cb, event_cb, c);
 	bufferevent_setcb(c->up, read_cb, write_cb, event_cb, c);
 	bufferevent_set_timeouts(c->up, &hs, &hs);
-	if (bufferevent_socket_connect(c->up, (struct sockaddr *)&p->target, (int)p->target_len) != 0)
+	if (bufferevent_socket_connect(c->up, (struct sockaddr *)&p->target, (int)p->target_len) !=
+	    0)
 		fail_pair(c, "cannot connect to %s", p->o.target);
 }
 
@@ -658,12 +664,13 @@ static void renew_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	/* Re-issue at two thirds of the lifetime, so peers never see an expired one. */
 	if (now - p->issued >= 2 * p->ttl / 3 && issue(p) != CL_OK)
-		cl_log_error("attested TLS: re-issuing the certificate failed: %s", cl_error_detail());
+		cl_log_error("attested TLS: re-issuing the certificate failed: %s",
+			     cl_error_detail());
 }
 
 static void stop_now(struct cl_ratls_proxy *p)
 {
-	struct timeval tv = { (time_t)(p->o.drain_secs > 0 ? p->o.drain_secs : 10), 0 };
+	struct timeval tv = {(time_t)(p->o.drain_secs > 0 ? p->o.drain_secs : 10), 0};
 
 	if (p->stopping)
 		return;
@@ -695,9 +702,9 @@ int cl_ratls_proxy_new(const struct cl_ratls_proxy_opts *o, struct cl_ratls_prox
 	CL_CHECK(p, CL_ERR_NOMEM, "out of memory");
 	p->o = *o;
 	CL_CHECK(o->listen && o->target, CL_ERR_ARG, "listen and target addresses are required");
-	CL_CHECK(o->mode == CL_RATLS_SERVE ? o->issue != NULL : o->verifier != NULL || o->unverified,
-		 CL_ERR_ARG,
-		 "serve needs an evidence source, connect a verifier");
+	CL_CHECK(o->mode == CL_RATLS_SERVE ? o->issue != NULL
+					   : o->verifier != NULL || o->unverified,
+		 CL_ERR_ARG, "serve needs an evidence source, connect a verifier");
 	CL_CHECK(!o->client_cert || o->issue, CL_ERR_ARG, "a client certificate needs evidence");
 	signal(SIGPIPE, SIG_IGN);
 	CL_CHECK(evthread_use_pthreads() == 0, CL_ERR_INTERNAL, "libevent threads");
@@ -730,8 +737,8 @@ int cl_ratls_proxy_new(const struct cl_ratls_proxy_opts *o, struct cl_ratls_prox
 	p->stopev = event_new(p->base, -1, 0, stop_cb, p);
 	CL_CHECK(p->stopev, CL_ERR_NOMEM, "out of memory");
 	if (p->cert) {
-		struct timeval tv = { (time_t)(p->ttl / 6 > 0 ? (p->ttl / 6 < 60 ? p->ttl / 6 : 60) : 1),
-				      0 };
+		struct timeval tv = {
+			(time_t)(p->ttl / 6 > 0 ? (p->ttl / 6 < 60 ? p->ttl / 6 : 60) : 1), 0};
 
 		p->renew = event_new(p->base, -1, EV_PERSIST, renew_cb, p);
 		CL_CHECK(p->renew && event_add(p->renew, &tv) == 0, CL_ERR_NOMEM, "out of memory");

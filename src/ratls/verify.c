@@ -115,7 +115,8 @@ static void cache_put(struct cl_ratls_verifier *v, const struct cache_entry *e, 
 	} else {
 		/* Full: an expired entry goes first, else the one expiring soonest. */
 		for (size_t i = 1; i < v->n; i++)
-			if (v->cache[slot].expires > now && v->cache[i].expires < v->cache[slot].expires)
+			if (v->cache[slot].expires > now &&
+			    v->cache[i].expires < v->cache[slot].expires)
 				slot = i;
 	}
 	v->cache[slot] = *e;
@@ -137,8 +138,8 @@ static int asn1_time(const ASN1_TIME *t, int64_t *out)
 static int appraise(struct cl_ratls_verifier *v, const json_t *claims, const uint8_t rd[64],
 		    struct cl_ratls_result *res)
 {
-	struct cl_appraise_ctx ctx = { NULL, 0, rd, v->o.verify.at };
-	struct cl_appraisal a = { 0 };
+	struct cl_appraise_ctx ctx = {NULL, 0, rd, v->o.verify.at};
+	struct cl_appraisal a = {0};
 	enum cl_tier worst = v->o.allow_warning ? CL_TIER_WARNING : CL_TIER_AFFIRMING;
 	char why[400] = "";
 	size_t off = 0, i = 0;
@@ -147,8 +148,7 @@ static int appraise(struct cl_ratls_verifier *v, const json_t *claims, const uin
 
 	CL_TRY(cl_policy_appraise(v->o.policy, claims, v->o.rv, &ctx, &a));
 	res->tier = a.status;
-	json_array_foreach(a.reasons, i, r)
-	{
+	json_array_foreach (a.reasons, i, r) {
 		int w = snprintf(why + off, sizeof(why) - off, "%s%s", off ? "; " : "",
 				 json_string_value(r) ? json_string_value(r) : "?");
 
@@ -168,7 +168,7 @@ static int evidence_check(struct cl_ratls_verifier *v, enum cl_format fmt, const
 			  size_t n, const uint8_t rd[64], struct cl_ratls_result *res)
 {
 	struct cl_verify_opts o = v->o.verify;
-	struct cl_verify_result vr = { 0 };
+	struct cl_verify_result vr = {0};
 	int rc = CL_OK;
 
 	o.format = fmt;
@@ -179,9 +179,11 @@ static int evidence_check(struct cl_ratls_verifier *v, enum cl_format fmt, const
 	res->claims = vr.claims;
 	vr.claims = NULL;
 	if (rc != CL_OK) {
-		rc = cl_fail(vr.status, "%s%s", vr.status == CL_ERR_MISMATCH ?
-			"key binding broken: the evidence does not cover this key: " : "evidence: ",
-			vr.reason);
+		rc = cl_fail(vr.status, "%s%s",
+			     vr.status == CL_ERR_MISMATCH
+				     ? "key binding broken: the evidence does not cover this key: "
+				     : "evidence: ",
+			     vr.reason);
 		goto out;
 	}
 	rc = appraise(v, res->claims, rd, res);
@@ -385,8 +387,7 @@ int cl_ratls_verify_fresh(struct cl_ratls_verifier *v, const uint8_t *p, size_t 
 static int reason_idx = -1;
 static pthread_once_t reason_once = PTHREAD_ONCE_INIT;
 
-static void reason_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
-			void *argp)
+static void reason_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
 {
 	(void)parent;
 	(void)ad;

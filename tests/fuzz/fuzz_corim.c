@@ -19,8 +19,8 @@ static const char key_pem[] = "-----BEGIN PUBLIC KEY-----\n"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct cl_corim_opts plain = { NULL, 0, 1748736000 };
-	struct cl_corim_opts keyed = { (const uint8_t *)key_pem, sizeof(key_pem) - 1, 1748736000 };
+	struct cl_corim_opts plain = {NULL, 0, 1748736000};
+	struct cl_corim_opts keyed = {(const uint8_t *)key_pem, sizeof(key_pem) - 1, 1748736000};
 	struct cl_refvalues *rv = NULL;
 
 	(void)cl_corim_detect(data, size);

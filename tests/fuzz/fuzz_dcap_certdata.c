@@ -14,7 +14,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct cl_reader r = cl_reader_make(data, size), sig = { 0 };
+	struct cl_reader r = cl_reader_make(data, size), sig = {0};
 	struct cl_dcap_certdata cd;
 	uint16_t version = 0, body_type = 0;
 	uint32_t tee = 0, body_len = 0, sig_len = 0;

@@ -18,7 +18,7 @@ static char dir[] = "/tmp/cloister-fuzz-devtee.XXXXXX";
 
 static void cleanup(void)
 {
-	static const char *const files[] = { "root.pem", "root.key", "seal.key", ".lock" };
+	static const char *const files[] = {"root.pem", "root.key", "seal.key", ".lock"};
 	char p[64];
 
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
@@ -34,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	char path[64];
-	struct cl_buf pem = { 0 };
+	struct cl_buf pem = {0};
 
 	(void)argc;
 	(void)argv;
@@ -54,7 +54,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 static void verify(const uint8_t *p, size_t n, int allow_debug)
 {
 	struct cl_verify_opts o = CL_VERIFY_OPTS_INIT;
-	struct cl_verify_result res = { 0 };
+	struct cl_verify_result res = {0};
 
 	o.devtee_root = root;
 	o.allow_debug = allow_debug;

@@ -29,14 +29,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		const char *key = k ? "enclaveIdentity" : "tcbInfo";
 
 		if (cl_intel_json_member_span(data, size, key, &off, &len) == CL_OK) {
-			json_t *whole = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, NULL);
+			json_t *whole =
+				json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, NULL);
 			json_t *part = NULL;
 
 			if (off > size || len > size - off)
 				abort();
 			/* whenever jansson accepts the body, the span must be that member's value */
 			if (json_is_object(whole)) {
-				part = json_loadb((const char *)data + off, len, JSON_DECODE_ANY, NULL);
+				part = json_loadb((const char *)data + off, len, JSON_DECODE_ANY,
+						  NULL);
 				if (!part || !json_equal(part, json_object_get(whole, key)))
 					abort();
 			}

@@ -16,7 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct cl_ratls_evidence e, f;
 	struct cl_ratls_cmw c, d;
-	struct cl_buf b = { 0 };
+	struct cl_buf b = {0};
 
 	if (cl_ratls_evidence_parse(data, size, &e) == CL_OK) {
 		if (cl_ratls_evidence_encode(e.tag, e.evidence, e.evidence_len, e.claims,

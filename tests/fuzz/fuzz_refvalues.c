@@ -8,8 +8,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const char *const plats[] = { "snp", "sgx", "tdx", "devtee" };
-	static const char *const claims[] = { "measurement", "reported_tcb", "guest_svn", "x" };
+	static const char *const plats[] = {"snp", "sgx", "tdx", "devtee"};
+	static const char *const claims[] = {"measurement", "reported_tcb", "guest_svn", "x"};
 	struct cl_refvalues *rv = NULL;
 	json_t *vals[4];
 
@@ -26,7 +26,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			(void)cl_refvalues_has(rv, plats[p], claims[c]);
 			(void)cl_refvalues_min(rv, plats[p], claims[c], 1748736000);
 			for (size_t v = 0; v < 4; v++) {
-				(void)cl_refvalues_match(rv, plats[p], claims[c], vals[v], 1748736000);
+				(void)cl_refvalues_match(rv, plats[p], claims[c], vals[v],
+							 1748736000);
 				(void)cl_refvalues_meets_min(rv, plats[p], claims[c], vals[v], 0);
 			}
 			json_decref(list);

@@ -41,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct cl_snp_report r;
 	struct cl_verify_opts o = CL_VERIFY_OPTS_INIT;
-	struct cl_verify_result res = { 0 };
+	struct cl_verify_result res = {0};
 
 	if (cl_snp_report_parse(data, size, &r) != CL_OK)
 		return 0;

@@ -20,7 +20,7 @@ static void load_vcek(void)
 {
 	const char *base = getenv("CLOISTER_VECTORS");
 	char path[4096];
-	struct cl_buf b = { 0 };
+	struct cl_buf b = {0};
 	json_t *j = NULL, *x = NULL;
 	size_t i = 0;
 
@@ -29,9 +29,9 @@ static void load_vcek(void)
 	if (cl_read_file(path, 0, &b) != CL_OK)
 		return; /* converter-only fuzzing still works */
 	j = json_loadb((const char *)b.data, b.len, 0, NULL);
-	json_array_foreach(json_object_get(json_array_get(json_object_get(j, "cert_chain"), 0),
-					   "data"),
-			   i, x) {
+	json_array_foreach (
+		json_object_get(json_array_get(json_object_get(j, "cert_chain"), 0), "data"), i,
+		x) {
 		uint8_t c = (uint8_t)json_integer_value(x);
 
 		if (cl_buf_append(&vcek, &c, 1) != CL_OK)
@@ -58,7 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t rep[CL_SNP_REPORT_SIZE];
 	struct cl_snp_report r;
 	struct cl_verify_opts o = CL_VERIFY_OPTS_INIT;
-	struct cl_verify_result res = { 0 };
+	struct cl_verify_result res = {0};
 
 	if (cl_snp_report_from_serde_json((const char *)data, size, rep) != CL_OK) {
 		for (size_t i = 0; i < sizeof(rep); i++)

@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	const char *base = getenv("CLOISTER_VECTORS");
-	struct cl_buf b = { 0 };
+	struct cl_buf b = {0};
 	struct cl_tpm_evidence ev;
 	char path[4096];
 
@@ -31,7 +31,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	snprintf(path, sizeof(path), "%s/tpm/go-attestation/windows_gcp_shielded_vm.json",
 		 base && *base ? base : "../shared/vectors");
 	/* Without the vector the parsers are still fuzzed, the AK left unpinned. */
-	if (cl_read_file(path, 0, &b) == CL_OK && cl_tpm_evidence_parse(b.data, b.len, &ev) == CL_OK) {
+	if (cl_read_file(path, 0, &b) == CL_OK &&
+	    cl_tpm_evidence_parse(b.data, b.len, &ev) == CL_OK) {
 		ak = ev.ak;
 		ak_len = ev.ak_len;
 		ev.ak = NULL;
@@ -44,7 +45,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct cl_verify_opts o = CL_VERIFY_OPTS_INIT;
-	struct cl_verify_result res = { 0 };
+	struct cl_verify_result res = {0};
 	TPMS_ATTEST q;
 	TPMT_SIGNATURE s;
 	EVP_PKEY *k = NULL;

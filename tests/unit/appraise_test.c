@@ -6,14 +6,17 @@
 #include "test.h"
 
 /* Measurements of the trustee and go-sev-guest SNP vectors (SOURCES.md). */
-#define TRUSTEE_MEAS                                                                              \
-	"a1f3930413247bb38cfc171579ea3c12d5fe4901f0c792f63fd75d98f1ef827c23500644e0e692e6be917f9050d3d38c"
-#define GOSEV_MEAS                                                                                \
-	"b07af9620f3b839b47996422ddec6058338951d984e312115131ea82705eaf5b6bdf8a9ece31a5a608eb0cf2e4872b01"
+#define TRUSTEE_MEAS                                                                               \
+	"a1f3930413247bb38cfc171579ea3c12d5fe4901f0c792f63fd75d98f1ef827c23500644e0e692e6be917f90" \
+	"50d3d38c"
+#define GOSEV_MEAS                                                                                 \
+	"b07af9620f3b839b47996422ddec6058338951d984e312115131ea82705eaf5b6bdf8a9ece31a5a608eb0cf2" \
+	"e4872b01"
 
 static const char rv_text[] =
 	"{\"snp\": {\"measurement\": [\"" TRUSTEE_MEAS "\","
-	"   {\"value\": \"" GOSEV_MEAS "\", \"expires\": \"2024-01-01T00:00:00Z\", \"note\": \"old\"}],"
+	"   {\"value\": \"" GOSEV_MEAS
+	"\", \"expires\": \"2024-01-01T00:00:00Z\", \"note\": \"old\"}],"
 	"  \"reported_tcb\": {\"min\": {\"bootloader\": 3, \"snp\": 8, \"microcode\": 115}},"
 	"  \"guest_svn\": {\"min\": 4}},"
 	" \"sgx\": {\"measurement\": [\"33D8736D\"]},"
@@ -31,9 +34,9 @@ static json_t *snp_claims(const char *meas, int debug, int bl)
 
 static json_t *dcap_claims(const char *plat, const char *meas, const char *status)
 {
-	return json_pack("{s:s, s:s, s:s, s:b, s:s, s:[s, s]}", "platform", plat, "measurement", meas,
-			 "report_data", "48656c6c6f", "debug", 0, "tcb_status", status, "advisory_ids",
-			 "INTEL-SA-00289", "INTEL-SA-00615");
+	return json_pack("{s:s, s:s, s:s, s:b, s:s, s:[s, s]}", "platform", plat, "measurement",
+			 meas, "report_data", "48656c6c6f", "debug", 0, "tcb_status", status,
+			 "advisory_ids", "INTEL-SA-00289", "INTEL-SA-00615");
 }
 
 static struct cl_refvalues *load_rv(void)
@@ -69,8 +72,10 @@ static void test_tiers(void)
 static void test_refvalues(void)
 {
 	struct cl_refvalues *rv = load_rv();
-	json_t *v = json_string(TRUSTEE_MEAS), *up = json_string("33d8736d"), *old = json_string(GOSEV_MEAS);
-	json_t *tcb = json_pack("{s:i, s:i, s:i, s:i}", "bootloader", 3, "tee", 0, "snp", 8, "microcode", 115);
+	json_t *v = json_string(TRUSTEE_MEAS), *up = json_string("33d8736d"),
+	       *old = json_string(GOSEV_MEAS);
+	json_t *tcb = json_pack("{s:i, s:i, s:i, s:i}", "bootloader", 3, "tee", 0, "snp", 8,
+				"microcode", 115);
 	json_t *low = json_pack("{s:i, s:i, s:i}", "bootloader", 2, "snp", 8, "microcode", 115);
 	json_t *n4 = json_integer(4), *n3 = json_integer(3), *vals = NULL;
 
@@ -150,7 +155,7 @@ static void test_refvalues_malformed(void)
 static int appraise(const struct cl_policy *p, json_t *claims, const struct cl_refvalues *rv,
 		    const uint8_t *rd, struct cl_appraisal *a)
 {
-	struct cl_appraise_ctx ctx = { 0 };
+	struct cl_appraise_ctx ctx = {0};
 	int rc = 0;
 
 	ctx.at = T2025;
@@ -163,8 +168,8 @@ static int appraise(const struct cl_policy *p, json_t *claims, const struct cl_r
 static void test_default_policy(void)
 {
 	struct cl_refvalues *rv = load_rv();
-	struct cl_appraisal a = { 0 };
-	uint8_t rd[64] = { 0xec, 0x6c };
+	struct cl_appraisal a = {0};
+	uint8_t rd[64] = {0xec, 0x6c};
 
 	/* SNP, measurement accepted: affirming. */
 	CHECK_EQ_INT(appraise(NULL, snp_claims(TRUSTEE_MEAS, 0, 3), rv, NULL, &a), CL_OK);
@@ -230,7 +235,8 @@ static void test_default_policy(void)
 	}
 
 	/* SGX ConfigurationAndSWHardeningNeeded: hardware in the warning band. */
-	CHECK_EQ_INT(appraise(NULL, dcap_claims("sgx", "33d8736d", "ConfigurationAndSWHardeningNeeded"),
+	CHECK_EQ_INT(appraise(NULL,
+			      dcap_claims("sgx", "33d8736d", "ConfigurationAndSWHardeningNeeded"),
 			      rv, NULL, &a),
 		     CL_OK);
 	CHECK_EQ_INT(cl_tier_of_value(a.vector[CL_TV_HARDWARE]), CL_TIER_WARNING);
@@ -246,7 +252,8 @@ static void test_default_policy(void)
 	CHECK_EQ_INT(appraise(NULL, dcap_claims("tdx", "aa", "Revoked"), rv, NULL, &a), CL_OK);
 	CHECK_EQ_INT(a.status, CL_TIER_CONTRAINDICATED);
 	cl_appraisal_free(&a);
-	CHECK_EQ_INT(appraise(NULL, dcap_claims("tdx", "aa", "SWHardeningNeeded"), rv, NULL, &a), CL_OK);
+	CHECK_EQ_INT(appraise(NULL, dcap_claims("tdx", "aa", "SWHardeningNeeded"), rv, NULL, &a),
+		     CL_OK);
 	CHECK_EQ_INT(a.vector[CL_TV_HARDWARE], 32);
 	cl_appraisal_free(&a);
 	CHECK_EQ_INT(appraise(NULL, dcap_claims("tdx", "aa", "Whatever"), rv, NULL, &a), CL_OK);
@@ -268,7 +275,7 @@ static int run_policy(const char *text, struct cl_appraisal *a)
 
 static void expect_policy_error(const char *text, const char *needle)
 {
-	struct cl_appraisal a = { 0 };
+	struct cl_appraisal a = {0};
 	struct timespec t0, t1;
 	int rc = 0;
 
@@ -286,16 +293,16 @@ static void expect_policy_error(const char *text, const char *needle)
 
 static void test_custom_policy(void)
 {
-	struct cl_appraisal a = { 0 };
+	struct cl_appraisal a = {0};
 	struct cl_policy *p = NULL;
-	static const char ok[] =
-		"policy_id = 'policy://test/1'\n"
-		"function appraise(c, ctx)\n"
-		"  assert(ctx.time > 0 and ctx.platform == 'snp')\n"
-		"  local v = { hardware = AFFIRMING, ['file-system'] = 3 }\n"
-		"  if c.reported_tcb.snp >= 8 and c.measurement:match('^a1f3') then v.executables = 2 end\n"
-		"  return v, 'fine'\n"
-		"end\n";
+	static const char ok[] = "policy_id = 'policy://test/1'\n"
+				 "function appraise(c, ctx)\n"
+				 "  assert(ctx.time > 0 and ctx.platform == 'snp')\n"
+				 "  local v = { hardware = AFFIRMING, ['file-system'] = 3 }\n"
+				 "  if c.reported_tcb.snp >= 8 and c.measurement:match('^a1f3') "
+				 "then v.executables = 2 end\n"
+				 "  return v, 'fine'\n"
+				 "end\n";
 
 	CHECK_EQ_INT(cl_policy_load(ok, strlen(ok), NULL, &p), CL_OK);
 	CHECK_STR(cl_policy_id(p), "policy://test/1");
@@ -311,7 +318,8 @@ static void test_custom_policy(void)
 	expect_policy_error("function appraise(", "policy:");
 	expect_policy_error("x = 1", "does not define function appraise");
 	expect_policy_error("function appraise() return 5 end", "must return a table");
-	expect_policy_error("function appraise() return { colour = 2 } end", "not a trustworthiness claim");
+	expect_policy_error("function appraise() return { colour = 2 } end",
+			    "not a trustworthiness claim");
 	expect_policy_error("function appraise() return { hardware = 200 } end", "-128..127");
 	expect_policy_error("function appraise() error('nope') end", "nope");
 	expect_policy_error("\x1bLua\x54", "precompiled");
@@ -319,17 +327,18 @@ static void test_custom_policy(void)
 
 static void test_sandbox(void)
 {
-	struct cl_appraisal a = { 0 };
+	struct cl_appraisal a = {0};
 
 	expect_policy_error("function appraise() while true do end end", "instruction limit");
 	expect_policy_error("while true do end", "instruction limit");
-	expect_policy_error("function appraise() local t = {} local i = 0 "
-			    "while true do i = i + 1 t[i] = tostring(i) .. string.rep('x', 64) end end",
-			    "memory limit");
+	expect_policy_error(
+		"function appraise() local t = {} local i = 0 "
+		"while true do i = i + 1 t[i] = tostring(i) .. string.rep('x', 64) end end",
+		"memory limit");
 	expect_policy_error("function appraise() local s = 'x' while true do s = s .. s end end",
 			    "memory limit");
-	expect_policy_error("function appraise() return { hardware = #string.rep('x', 1 << 40) } end",
-			    "");
+	expect_policy_error(
+		"function appraise() return { hardware = #string.rep('x', 1 << 40) } end", "");
 	expect_policy_error("function appraise() os.execute('touch /tmp/pwned') end", "os");
 	expect_policy_error("function appraise() io.open('/etc/passwd') end", "io");
 	expect_policy_error("function appraise() require('os') end", "require");
@@ -338,7 +347,8 @@ static void test_sandbox(void)
 	expect_policy_error("function appraise() return string.dump(appraise) end", "dump");
 	expect_policy_error("function appraise() debug.getinfo(1) end", "debug");
 	expect_policy_error("function appraise() collectgarbage('stop') end", "collectgarbage");
-	expect_policy_error("function appraise() local mt = getmetatable('') mt.__index = {} end", "index");
+	expect_policy_error("function appraise() local mt = getmetatable('') mt.__index = {} end",
+			    "index");
 	expect_policy_error("function appraise() return { hardware = "
 			    "#(string.rep('a', 100000):find('.-.-.-.-b') or '') } end",
 			    "pattern too costly");
@@ -347,8 +357,10 @@ static void test_sandbox(void)
 	/* Tampering with library tables stays inside that policy. */
 	CHECK_EQ_INT(run_policy("string.rep = nil function appraise() return {} end", &a), CL_OK);
 	cl_appraisal_free(&a);
-	CHECK_EQ_INT(run_policy("function appraise() return { hardware = #string.rep('ab', 2) } end", &a),
-		     CL_OK);
+	CHECK_EQ_INT(
+		run_policy("function appraise() return { hardware = #string.rep('ab', 2) } end",
+			   &a),
+		CL_OK);
 	CHECK_EQ_INT(a.vector[CL_TV_HARDWARE], 4);
 	cl_appraisal_free(&a);
 	/* And the default policy still works after all of that. */
@@ -368,10 +380,10 @@ static void *thread_main(void *arg)
 	long bad = 0;
 
 	for (int i = 0; i < 200; i++) {
-		struct cl_appraisal a = { 0 };
+		struct cl_appraisal a = {0};
 
-		if (appraise(NULL, snp_claims(i % 2 ? TRUSTEE_MEAS : GOSEV_MEAS, 0, 3), rv, NULL, &a) !=
-			    CL_OK ||
+		if (appraise(NULL, snp_claims(i % 2 ? TRUSTEE_MEAS : GOSEV_MEAS, 0, 3), rv, NULL,
+			     &a) != CL_OK ||
 		    a.status != (i % 2 ? CL_TIER_AFFIRMING : CL_TIER_CONTRAINDICATED))
 			bad++;
 		cl_appraisal_free(&a);

@@ -32,7 +32,7 @@ static void put(const char *dir, const char *name, const void *p, size_t n)
 static struct cl_buf get(const char *dir, const char *name)
 {
 	char path[PATH_MAX];
-	struct cl_buf b = { 0 };
+	struct cl_buf b = {0};
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	if (cl_read_file(path, 0, &b) != CL_OK)
@@ -82,8 +82,7 @@ static void *serve_tsm(void *arg)
 	return NULL;
 }
 
-static void make_tsm(const char *base, const char *entry, const char *provider,
-		     struct fake_tsm *t)
+static void make_tsm(const char *base, const char *entry, const char *provider, struct fake_tsm *t)
 {
 	char p[PATH_MAX + 16];
 
@@ -130,10 +129,10 @@ static void test_tsm_snp(void)
 	struct cl_buf rep = vector_read("sev-snp/trustee/test-report.bin");
 	struct cl_buf vcek = vector_read("sev-snp/trustee/test-vcek.der");
 	char base[PATH_MAX];
-	struct fake_tsm t = { 0 };
-	struct cl_attest_evidence ev = { 0 };
+	struct fake_tsm t = {0};
+	struct cl_attest_evidence ev = {0};
 	struct cl_verify_opts o = CL_VERIFY_OPTS_INIT;
-	struct cl_verify_result res = { 0 };
+	struct cl_verify_result res = {0};
 
 	snprintf(base, sizeof(base), "%s/tsm", tmpdir);
 	make_tsm(base, "e1", "sev_guest\n", &t);
@@ -190,8 +189,8 @@ static void test_tsm_tdx(void)
 {
 	struct cl_buf q = vector_read("tdx/dcap-qvl/tdx_quote");
 	char base[PATH_MAX];
-	struct fake_tsm t = { 0 };
-	struct cl_attest_evidence ev = { 0 };
+	struct fake_tsm t = {0};
+	struct cl_attest_evidence ev = {0};
 	enum cl_format f = CL_FORMAT_AUTO;
 
 	snprintf(base, sizeof(base), "%s/tsm", tmpdir);
@@ -213,7 +212,7 @@ static void test_sev_guest(void)
 {
 	struct cl_buf rep = vector_read("sev-snp/trustee/test-report.bin");
 	struct cl_snp_key_req q;
-	uint8_t resp[4000] = { 0 }, key[32], kresp[64] = { 0 };
+	uint8_t resp[4000] = {0}, key[32], kresp[64] = {0};
 	const uint8_t *r = NULL;
 	size_t n = 0;
 
@@ -252,7 +251,7 @@ static void test_tdx_rtmr(void)
 	struct cl_attester *a = NULL;
 	char dir[PATH_MAX];
 	uint8_t v[48], d[48];
-	struct cl_buf b = { 0 };
+	struct cl_buf b = {0};
 
 	snprintf(dir, sizeof(dir), "%s/tdx", tmpdir);
 	mkdir(dir, 0700);
@@ -282,11 +281,12 @@ static void test_tdx_rtmr(void)
 	put(dir, "rtmr1:sha384", v, 47);
 	CHECK_EQ_INT(cl_attest_read_register(a, 1, d), CL_ERR_MALFORMED);
 	{
-		struct cl_attest_evidence ev = { 0 };
-		uint8_t rd[64] = { 0 };
+		struct cl_attest_evidence ev = {0};
+		uint8_t rd[64] = {0};
 
 		CHECK_EQ_INT(cl_attest_evidence(a, rd, &ev), CL_ERR_UNSUPPORTED);
-		CHECK_EQ_INT(cl_attest_derive_key(a, (const uint8_t *)"x", 1, d), CL_ERR_UNSUPPORTED);
+		CHECK_EQ_INT(cl_attest_derive_key(a, (const uint8_t *)"x", 1, d),
+			     CL_ERR_UNSUPPORTED);
 	}
 	cl_attest_close(a);
 }
@@ -296,10 +296,10 @@ static void test_gramine(void)
 	struct cl_buf q = vector_read("sgx/dcap-qvl/sgx_quote");
 	struct cl_attest_config cfg = CL_ATTEST_CONFIG_INIT;
 	struct cl_attester *a = NULL;
-	struct cl_attest_evidence ev = { 0 };
+	struct cl_attest_evidence ev = {0};
 	char dir[PATH_MAX], keys[PATH_MAX + 8];
 	uint8_t rd[64], k[32], k2[32], want[32], seed[16];
-	struct cl_buf b = { 0 };
+	struct cl_buf b = {0};
 
 	snprintf(dir, sizeof(dir), "%s/gramine", tmpdir);
 	snprintf(keys, sizeof(keys), "%s/keys", dir);
@@ -330,8 +330,9 @@ static void test_gramine(void)
 	cl_attest_evidence_free(&ev);
 
 	CHECK_EQ_INT(cl_attest_derive_key(a, (const uint8_t *)"disk", 4, k), CL_OK);
-	CHECK_EQ_INT(cl_hex_decode_exact("ad3c7c3a6b5cd2c225f50c60aa7df2a416460ad39c5bc69380edca17aa27f580",
-					 want, 32),
+	CHECK_EQ_INT(cl_hex_decode_exact(
+			     "ad3c7c3a6b5cd2c225f50c60aa7df2a416460ad39c5bc69380edca17aa27f580",
+			     want, 32),
 		     CL_OK);
 	CHECK(memcmp(k, want, 32) == 0);
 	CHECK_EQ_INT(cl_attest_derive_key(a, (const uint8_t *)"disk2", 5, k2), CL_OK);
@@ -349,7 +350,7 @@ static void test_detect(void)
 	struct cl_attest_config cfg = CL_ATTEST_CONFIG_INIT;
 	struct cl_attester *a = NULL;
 	enum cl_attest_kind k = CL_ATTEST_AUTO;
-	int sv[2] = { -1, -1 }, dg[2] = { -1, -1 };
+	int sv[2] = {-1, -1}, dg[2] = {-1, -1};
 
 	cfg.tsm_path = cfg.sev_guest = cfg.tdx_measurements = cfg.gramine_path = "/nonexistent";
 	unsetenv("CLOISTER_DEVTEE_FD");
@@ -372,8 +373,8 @@ static void test_detect(void)
 	sv[1] = -1;
 	CHECK_EQ_INT(cl_attest_open(&cfg, &a), CL_OK);
 	if (a) {
-		struct cl_attest_evidence ev = { 0 };
-		uint8_t rd[64] = { 0 };
+		struct cl_attest_evidence ev = {0};
+		uint8_t rd[64] = {0};
 
 		CHECK(cl_attest_evidence(a, rd, &ev) != CL_OK);
 		cl_attest_close(a);

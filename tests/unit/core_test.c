@@ -6,9 +6,9 @@
 
 static void test_reader_bounds(void)
 {
-	static const uint8_t data[] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 };
+	static const uint8_t data[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
 	struct cl_reader r = cl_reader_make(data, sizeof(data));
-	struct cl_reader sub = { 0 };
+	struct cl_reader sub = {0};
 	uint8_t b = 0, out[4];
 	uint16_t h = 0;
 	uint32_t w = 0;
@@ -51,7 +51,7 @@ static void test_reader_bounds(void)
 
 static void test_hex(void)
 {
-	static const uint8_t in[] = { 0x00, 0xab, 0xff, 0x10 };
+	static const uint8_t in[] = {0x00, 0xab, 0xff, 0x10};
 	char s[9];
 	uint8_t *out = NULL, exact[2];
 	size_t n = 0;
@@ -74,8 +74,7 @@ static void test_hex(void)
 static void test_base64(void)
 {
 	static const char *const cases[][2] = {
-		{ "", "" }, { "f", "Zg==" }, { "fo", "Zm8=" }, { "foo", "Zm9v" },
-		{ "foobar", "Zm9vYmFy" },
+		{"", ""}, {"f", "Zg=="}, {"fo", "Zm8="}, {"foo", "Zm9v"}, {"foobar", "Zm9vYmFy"},
 	};
 	uint8_t *out = NULL;
 	size_t n = 0;
@@ -102,7 +101,7 @@ static void test_base64(void)
 	out = NULL;
 	/* JOSE form: URL-safe, unpadded, and round-trips through the decoder. */
 	{
-		static const uint8_t raw[] = { 0xfb, 0xff, 0x3e };
+		static const uint8_t raw[] = {0xfb, 0xff, 0x3e};
 		char *u = cl_base64url_encode(raw, 2);
 
 		CHECK_STR(u, "-_8");
@@ -149,7 +148,7 @@ static void test_time(void)
 
 static void test_buf_cap(void)
 {
-	struct cl_buf b = { 0 };
+	struct cl_buf b = {0};
 
 	b.max = 8;
 	CHECK_EQ_INT(cl_buf_append(&b, "12345", 5), CL_OK);

@@ -15,10 +15,12 @@
 #include "cloister/appraise.h"
 #include "test.h"
 
-#define TRUSTEE_MEAS                                                                              \
-	"a1f3930413247bb38cfc171579ea3c12d5fe4901f0c792f63fd75d98f1ef827c23500644e0e692e6be917f9050d3d38c"
-#define GOSEV_MEAS                                                                                \
-	"b07af9620f3b839b47996422ddec6058338951d984e312115131ea82705eaf5b6bdf8a9ece31a5a608eb0cf2e4872b01"
+#define TRUSTEE_MEAS                                                                               \
+	"a1f3930413247bb38cfc171579ea3c12d5fe4901f0c792f63fd75d98f1ef827c23500644e0e692e6be917f90" \
+	"50d3d38c"
+#define GOSEV_MEAS                                                                                 \
+	"b07af9620f3b839b47996422ddec6058338951d984e312115131ea82705eaf5b6bdf8a9ece31a5a608eb0cf2" \
+	"e4872b01"
 
 /*
  * tests/e2e/make_corim.py unsigned OUT --digest TRUSTEE_MEAS --min-svn 4:
@@ -27,8 +29,8 @@
  */
 static const char cbor2_corim_hex[] =
 	"d901f5a20072636c6f69737465722d6532652d636f72696d0181d901fa586ca201a10072636c6f6973746572"
-	"2d6532652d636f6d696404a1008182a100a20163414d4402675345562d534e5081a101a2028182075830" TRUSTEE_MEAS
-	"01d9022904";
+	"2d6532652d636f6d696404a1008182a100a20163414d4402675345562d534e5081a101a202818207583"
+	"0" TRUSTEE_MEAS "01d9022904";
 
 static int64_t T2025; /* 2025-06-01T00:00:00Z */
 
@@ -86,8 +88,8 @@ static void w_text(struct cl_buf *b, const char *s)
 }
 
 #define w_array(b, n) head((b), 4, (n))
-#define w_map(b, n) head((b), 5, (n))
-#define w_tag(b, t) head((b), 6, (t))
+#define w_map(b, n)   head((b), 5, (n))
+#define w_tag(b, t)   head((b), 6, (t))
 
 /* ------------------------------------------------------ CoRIM builder */
 
@@ -96,26 +98,26 @@ struct spec {
 	int64_t alg;
 	size_t dlen;
 	const char *digest_hex; /* NULL: no digests */
-	uint64_t svn_tag;       /* 552, 553 or 0 */
+	uint64_t svn_tag;	/* 552, 553 or 0 */
 	uint64_t svn;
-	const char *mkey;       /* text mkey or NULL */
-	int validity;           /* 1: not-before nb, not-after na; 2: not-after only */
+	const char *mkey; /* text mkey or NULL */
+	int validity;	  /* 1: not-before nb, not-after na; 2: not-after only */
 	int64_t nb, na;
-	int extra_corim_key;    /* add key 9 to corim-map */
-	int dup_corim_key;      /* repeat key 0 in corim-map */
-	int indef_tags;         /* encode the tags array with indefinite length */
-	int flags;              /* add a flags map to the measurement */
+	int extra_corim_key; /* add key 9 to corim-map */
+	int dup_corim_key;   /* repeat key 0 in corim-map */
+	int indef_tags;	     /* encode the tags array with indefinite length */
+	int flags;	     /* add a flags map to the measurement */
 };
 
 static struct spec snp_spec(void)
 {
-	struct spec s = { "AMD", "SEV-SNP", 7, 48, TRUSTEE_MEAS, 553, 4, NULL, 0, 0, 0, 0, 0, 0, 0 };
+	struct spec s = {"AMD", "SEV-SNP", 7, 48, TRUSTEE_MEAS, 553, 4, NULL, 0, 0, 0, 0, 0, 0, 0};
 	return s;
 }
 
 static void build_comid(struct cl_buf *b, const struct spec *s)
 {
-	uint8_t d[64] = { 0 };
+	uint8_t d[64] = {0};
 	size_t nvals = (s->digest_hex ? 1u : 0u) + (s->svn_tag ? 1u : 0u) + (s->flags ? 1u : 0u);
 
 	if (s->digest_hex && cl_hex_decode_exact(s->digest_hex, d, s->dlen) != CL_OK)
@@ -167,7 +169,7 @@ static void build_comid(struct cl_buf *b, const struct spec *s)
 
 static struct cl_buf build_corim(const struct spec *s)
 {
-	struct cl_buf b = { 0 }, comid = { 0 };
+	struct cl_buf b = {0}, comid = {0};
 	size_t n = 2u + (s->validity ? 1u : 0u) + (s->extra_corim_key ? 1u : 0u) +
 		   (s->dup_corim_key ? 1u : 0u);
 
@@ -242,7 +244,7 @@ static char *pub_pem(EVP_PKEY *k, size_t *len)
 static struct cl_buf sign_corim(const struct cl_buf *payload, EVP_PKEY *k, int64_t alg,
 				const char *ctype)
 {
-	struct cl_buf prot = { 0 }, tbs = { 0 }, out = { 0 };
+	struct cl_buf prot = {0}, tbs = {0}, out = {0};
 	size_t half = alg == -35 ? 48 : 32, dl = 0;
 	uint8_t der[160], raw[96];
 	const uint8_t *dp = der;
@@ -288,7 +290,7 @@ static struct cl_buf sign_corim(const struct cl_buf *payload, EVP_PKEY *k, int64
 static int parse(const struct cl_buf *b, const char *key, size_t key_len, int64_t at,
 		 struct cl_refvalues **rv)
 {
-	struct cl_corim_opts o = { (const uint8_t *)key, key_len, at };
+	struct cl_corim_opts o = {(const uint8_t *)key, key_len, at};
 
 	return cl_corim_parse(b->data, b->len, &o, rv);
 }
@@ -306,15 +308,15 @@ static int matches(const struct cl_refvalues *rv, const char *plat, const char *
 static json_t *snp_claims(const char *meas)
 {
 	return json_pack("{s:s, s:s, s:s, s:b, s:s, s:[], s:{s:i, s:i, s:i, s:i}, s:i}", "platform",
-			 "snp", "measurement", meas, "report_data", "ec6c", "debug", 0, "tcb_status",
-			 "UpToDate", "advisory_ids", "reported_tcb", "bootloader", 3, "tee", 0, "snp",
-			 8, "microcode", 115, "guest_svn", 4);
+			 "snp", "measurement", meas, "report_data", "ec6c", "debug", 0,
+			 "tcb_status", "UpToDate", "advisory_ids", "reported_tcb", "bootloader", 3,
+			 "tee", 0, "snp", 8, "microcode", 115, "guest_svn", 4);
 }
 
 static enum cl_tier appraise(const struct cl_refvalues *rv, const char *meas)
 {
-	struct cl_appraise_ctx ctx = { NULL, 0, NULL, T2025 };
-	struct cl_appraisal a = { 0 };
+	struct cl_appraise_ctx ctx = {NULL, 0, NULL, T2025};
+	struct cl_appraisal a = {0};
 	json_t *c = snp_claims(meas);
 	enum cl_tier t = CL_TIER_NONE;
 
@@ -329,7 +331,7 @@ static enum cl_tier appraise(const struct cl_refvalues *rv, const char *meas)
 
 static void test_cbor2_known_answer(void)
 {
-	struct cl_buf b = { 0 };
+	struct cl_buf b = {0};
 	struct cl_refvalues *rv = NULL;
 	json_t *four = json_integer(4), *three = json_integer(3);
 	uint8_t *bytes = NULL;
@@ -357,7 +359,7 @@ static void test_cbor2_known_answer(void)
 static void test_mapping(void)
 {
 	struct spec s = snp_spec();
-	struct cl_buf b = { 0 };
+	struct cl_buf b = {0};
 	struct cl_refvalues *rv = NULL;
 	json_t *v = NULL;
 
@@ -441,13 +443,18 @@ static void test_digest_algorithms(void)
 		size_t len;
 		int rc;
 	} cases[] = {
-		{ 7, 48, CL_OK },	      { 1, 32, CL_OK },		     { 8, 64, CL_OK },
-		{ 1, 48, CL_ERR_MALFORMED }, { 7, 32, CL_ERR_MALFORMED }, { 2, 16, CL_ERR_UNSUPPORTED },
-		{ -7, 48, CL_ERR_UNSUPPORTED }, { 0, 48, CL_ERR_UNSUPPORTED },
+		{7, 48, CL_OK},
+		{1, 32, CL_OK},
+		{8, 64, CL_OK},
+		{1, 48, CL_ERR_MALFORMED},
+		{7, 32, CL_ERR_MALFORMED},
+		{2, 16, CL_ERR_UNSUPPORTED},
+		{-7, 48, CL_ERR_UNSUPPORTED},
+		{0, 48, CL_ERR_UNSUPPORTED},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct spec s = snp_spec();
-		struct cl_buf b = { 0 };
+		struct cl_buf b = {0};
 		struct cl_refvalues *rv = NULL;
 
 		s.alg = cases[i].alg;
@@ -464,7 +471,7 @@ static void test_digest_algorithms(void)
 static void test_validity(void)
 {
 	struct spec s = snp_spec();
-	struct cl_buf b = { 0 };
+	struct cl_buf b = {0};
 	struct cl_refvalues *rv = NULL;
 
 	s.validity = 1;
@@ -495,7 +502,7 @@ static void test_validity(void)
 static void test_signed(void)
 {
 	struct spec s = snp_spec();
-	struct cl_buf u = build_corim(&s), sg = { 0 }, p384 = { 0 }, noct = { 0 };
+	struct cl_buf u = build_corim(&s), sg = {0}, p384 = {0}, noct = {0};
 	EVP_PKEY *k = gen_key("P-256"), *other = gen_key("P-256"), *k384 = gen_key("P-384");
 	struct cl_refvalues *rv = NULL;
 	size_t kl = 0, ol = 0, l384 = 0;
@@ -528,7 +535,7 @@ static void test_signed(void)
 	}
 	CHECK_EQ_INT(bad, 0);
 	for (size_t n = 0; n < sg.len; n++) {
-		struct cl_buf t = { sg.data, n, n, 0 };
+		struct cl_buf t = {sg.data, n, n, 0};
 
 		CHECK(parse(&t, kp, kl, T2025, &rv) != CL_OK);
 	}
@@ -566,7 +573,7 @@ static int parse_hex(const char *hex)
 	int rc = cl_hex_decode(hex, strlen(hex), &p, &n);
 
 	if (rc == CL_OK) {
-		struct cl_corim_opts o = { NULL, 0, T2025 };
+		struct cl_corim_opts o = {NULL, 0, T2025};
 
 		rc = cl_corim_parse(p, n, &o, &rv);
 	}
@@ -578,13 +585,13 @@ static int parse_hex(const char *hex)
 static void test_malformed(void)
 {
 	struct spec s = snp_spec();
-	struct cl_buf b = build_corim(&s), big = { 0 };
+	struct cl_buf b = build_corim(&s), big = {0};
 	struct cl_refvalues *rv = NULL;
 	int ok = 0;
 
 	/* Truncated at every length. */
 	for (size_t n = 0; n < b.len; n++) {
-		struct cl_buf t = { b.data, n, n, 0 };
+		struct cl_buf t = {b.data, n, n, 0};
 
 		ok += parse(&t, NULL, 0, T2025, &rv) == CL_OK;
 	}
@@ -636,10 +643,11 @@ static void test_malformed(void)
 	CHECK_EQ_INT(parse_hex("d901f55a7fffffff00"), CL_ERR_TRUNCATED);
 	/* COSE_Sign1 of the wrong shape, and with a nil (detached) payload. */
 	CHECK_EQ_INT(parse_hex("d28340a0f6"), CL_ERR_MALFORMED);
-	CHECK_EQ_INT(parse_hex("d28443a10126a0f65840"
-			       "00000000000000000000000000000000000000000000000000000000000000000000"
-			       "000000000000000000000000000000000000000000000000000000000000"),
-		     CL_ERR_MALFORMED);
+	CHECK_EQ_INT(
+		parse_hex("d28443a10126a0f65840"
+			  "00000000000000000000000000000000000000000000000000000000000000000000"
+			  "000000000000000000000000000000000000000000000000000000000000"),
+		CL_ERR_MALFORMED);
 	/* Not well-formed: a reserved additional-info value. */
 	CHECK_EQ_INT(parse_hex("d901f5bc"), CL_ERR_MALFORMED);
 
@@ -672,7 +680,7 @@ static void test_load_any(void)
 	char dir[] = "/tmp/cloister-corim-XXXXXX", path[128], jpath[128];
 	struct spec s = snp_spec();
 	struct cl_buf b = build_corim(&s);
-	struct cl_corim_opts with_key = { (const uint8_t *)"x", 1, T2025 }, none = { NULL, 0, T2025 };
+	struct cl_corim_opts with_key = {(const uint8_t *)"x", 1, T2025}, none = {NULL, 0, T2025};
 	struct cl_refvalues *rv = NULL;
 	FILE *f = NULL;
 

@@ -40,14 +40,15 @@ static void test_parse(void)
 		uint32_t tee;
 		uint16_t body;
 	} cases[] = {
-		{ "tdx/dcap-qvl/tdx_quote", 4, CL_DCAP_TEE_TDX, CL_DCAP_BODY_TDX10 },
-		{ "tdx/dcap-qvl/tdx_quote_outdated", 5, CL_DCAP_TEE_TDX, CL_DCAP_BODY_TDX15 },
-		{ "tdx/trustee/tdx_quote_4.dat", 4, CL_DCAP_TEE_TDX, CL_DCAP_BODY_TDX10 },
-		{ "tdx/trustee/tdx_quote_5.dat", 5, CL_DCAP_TEE_TDX, CL_DCAP_BODY_TDX15 },
-		{ "tdx/trustee/tdx_quote_6.dat", 4, CL_DCAP_TEE_TDX, CL_DCAP_BODY_TDX10 },
-		{ "azure-cvm/trustee/az-tdx-vtpm/td-quote.bin", 4, CL_DCAP_TEE_TDX, CL_DCAP_BODY_TDX10 },
-		{ "sgx/dcap-qvl/sgx_quote", 3, CL_DCAP_TEE_SGX, CL_DCAP_BODY_SGX },
-		{ "sgx/trustee/occlum_quote.dat", 3, CL_DCAP_TEE_SGX, CL_DCAP_BODY_SGX },
+		{"tdx/dcap-qvl/tdx_quote", 4, CL_DCAP_TEE_TDX, CL_DCAP_BODY_TDX10},
+		{"tdx/dcap-qvl/tdx_quote_outdated", 5, CL_DCAP_TEE_TDX, CL_DCAP_BODY_TDX15},
+		{"tdx/trustee/tdx_quote_4.dat", 4, CL_DCAP_TEE_TDX, CL_DCAP_BODY_TDX10},
+		{"tdx/trustee/tdx_quote_5.dat", 5, CL_DCAP_TEE_TDX, CL_DCAP_BODY_TDX15},
+		{"tdx/trustee/tdx_quote_6.dat", 4, CL_DCAP_TEE_TDX, CL_DCAP_BODY_TDX10},
+		{"azure-cvm/trustee/az-tdx-vtpm/td-quote.bin", 4, CL_DCAP_TEE_TDX,
+		 CL_DCAP_BODY_TDX10},
+		{"sgx/dcap-qvl/sgx_quote", 3, CL_DCAP_TEE_SGX, CL_DCAP_BODY_SGX},
+		{"sgx/trustee/occlum_quote.dat", 3, CL_DCAP_TEE_SGX, CL_DCAP_BODY_SGX},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -69,8 +70,8 @@ static void test_parse(void)
 	{
 		struct cl_buf b = vector_read("sgx/dcap-qvl/sgx_quote");
 		struct cl_dcap_quote q;
-		static const uint8_t mre[4] = { 0x33, 0xd8, 0x73, 0x6d };
-		static const uint8_t mrs[4] = { 0x81, 0x5f, 0x42, 0xf1 };
+		static const uint8_t mre[4] = {0x33, 0xd8, 0x73, 0x6d};
+		static const uint8_t mrs[4] = {0x81, 0x5f, 0x42, 0xf1};
 
 		CHECK_EQ_INT(cl_dcap_quote_parse(b.data, b.len, &q), CL_OK);
 		CHECK(memcmp(q.sgx.mr_enclave, mre, 4) == 0);
@@ -119,14 +120,14 @@ static void test_verify_no_collateral(void)
 		const char *fmt;
 		int64_t at;
 	} cases[] = {
-		{ "tdx/dcap-qvl/tdx_quote", 0, "tdx", T_2025_07 },
-		{ "tdx/dcap-qvl/tdx_quote_outdated", 0, "tdx", T_2026_03 },
-		{ "tdx/trustee/tdx_quote_4.dat", 1, "tdx", T_2025_07 },
-		{ "tdx/trustee/tdx_quote_5.dat", 0, "tdx", T_2025_07 },
-		{ "tdx/trustee/tdx_quote_6.dat", 0, "tdx", T_2025_07 },
-		{ "azure-cvm/trustee/az-tdx-vtpm/td-quote.bin", 0, "tdx", T_2025_07 },
-		{ "sgx/dcap-qvl/sgx_quote", 0, "sgx", T_2025_07 },
-		{ "sgx/trustee/occlum_quote.dat", 1, "sgx", T_2025_07 },
+		{"tdx/dcap-qvl/tdx_quote", 0, "tdx", T_2025_07},
+		{"tdx/dcap-qvl/tdx_quote_outdated", 0, "tdx", T_2026_03},
+		{"tdx/trustee/tdx_quote_4.dat", 1, "tdx", T_2025_07},
+		{"tdx/trustee/tdx_quote_5.dat", 0, "tdx", T_2025_07},
+		{"tdx/trustee/tdx_quote_6.dat", 0, "tdx", T_2025_07},
+		{"azure-cvm/trustee/az-tdx-vtpm/td-quote.bin", 0, "tdx", T_2025_07},
+		{"sgx/dcap-qvl/sgx_quote", 0, "sgx", T_2025_07},
+		{"sgx/trustee/occlum_quote.dat", 1, "sgx", T_2025_07},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -200,12 +201,14 @@ static void test_collateral(void)
 	struct cl_verify_result r;
 	json_t *adv = NULL;
 
-	CHECK_EQ_INT(verify_at(&b, T_2025_07, "tdx/dcap-qvl/tdx_quote_collateral.json", 0, &r), CL_OK);
+	CHECK_EQ_INT(verify_at(&b, T_2025_07, "tdx/dcap-qvl/tdx_quote_collateral.json", 0, &r),
+		     CL_OK);
 	CHECK_STR(claim_str(r.claims, "tcb_status"), "UpToDate");
 	CHECK_EQ_INT(json_array_size(json_object_get(r.claims, "advisory_ids")), 0);
 	cl_verify_result_free(&r);
 	/* Same again: the cached chain and collateral must give the same answer. */
-	CHECK_EQ_INT(verify_at(&b, T_2025_07, "tdx/dcap-qvl/tdx_quote_collateral.json", 0, &r), CL_OK);
+	CHECK_EQ_INT(verify_at(&b, T_2025_07, "tdx/dcap-qvl/tdx_quote_collateral.json", 0, &r),
+		     CL_OK);
 	cl_verify_result_free(&r);
 	CHECK(verify_at(&b, T_2026_07, "tdx/dcap-qvl/tdx_quote_collateral.json", 0, &r) != CL_OK);
 	cl_verify_result_free(&r);
@@ -213,21 +216,24 @@ static void test_collateral(void)
 	CHECK(verify_at(&b, T_2025_07, "sgx/dcap-qvl/sgx_quote_collateral.json", 0, &r) != CL_OK);
 	cl_verify_result_free(&r);
 	/* Valid TDX collateral, but for another platform (FMSPC). */
-	CHECK_EQ_INT(verify_at(&b, T_2026_03, "tdx/dcap-qvl/tdx_quote_outdated_collateral.json", 0, &r),
-		     CL_ERR_COLLATERAL);
+	CHECK_EQ_INT(
+		verify_at(&b, T_2026_03, "tdx/dcap-qvl/tdx_quote_outdated_collateral.json", 0, &r),
+		CL_ERR_COLLATERAL);
 	CHECK(strstr(r.reason, "FMSPC") != NULL);
 	cl_verify_result_free(&r);
 	cl_buf_free(&b);
 
 	b = vector_read("tdx/dcap-qvl/tdx_quote_outdated");
-	CHECK_EQ_INT(verify_at(&b, T_2026_03, "tdx/dcap-qvl/tdx_quote_outdated_collateral.json", 0, &r),
-		     CL_ERR_TCB);
+	CHECK_EQ_INT(
+		verify_at(&b, T_2026_03, "tdx/dcap-qvl/tdx_quote_outdated_collateral.json", 0, &r),
+		CL_ERR_TCB);
 	CHECK(strstr(r.reason, "match") != NULL);
 	cl_verify_result_free(&r);
 	cl_buf_free(&b);
 
 	b = vector_read("sgx/dcap-qvl/sgx_quote");
-	CHECK_EQ_INT(verify_at(&b, T_2025_07, "sgx/dcap-qvl/sgx_quote_collateral.json", 0, &r), CL_OK);
+	CHECK_EQ_INT(verify_at(&b, T_2025_07, "sgx/dcap-qvl/sgx_quote_collateral.json", 0, &r),
+		     CL_OK);
 	CHECK_STR(claim_str(r.claims, "tcb_status"), "ConfigurationAndSWHardeningNeeded");
 	adv = json_object_get(r.claims, "advisory_ids");
 	CHECK_EQ_INT(json_array_size(adv), 2);
@@ -287,11 +293,13 @@ static void tamper(const char *file, int64_t at, int allow_debug)
 		uint8_t old = b.data[i];
 		b.data[i] = (uint8_t)(old ^ 0x01);
 		if (verify_at(&b, at, NULL, allow_debug, &r) == CL_OK) {
-			if (i >= pem_off && pem_byte_exempt(b.data + pem_off, pem_len, i - pem_off)) {
+			if (i >= pem_off &&
+			    pem_byte_exempt(b.data + pem_off, pem_len, i - pem_off)) {
 				exempt++;
 			} else {
 				accepted++;
-				fprintf(stderr, "%s: flipping byte %zu (0x%02x) still verifies\n", file, i, old);
+				fprintf(stderr, "%s: flipping byte %zu (0x%02x) still verifies\n",
+					file, i, old);
 			}
 		}
 		cl_verify_result_free(&r);
@@ -308,7 +316,7 @@ static void tamper(const char *file, int64_t at, int allow_debug)
 	}
 	/* Every truncation of the quote itself. */
 	for (size_t n = 0; n < end; n++) {
-		struct cl_buf t = { b.data, n, b.cap, 0 };
+		struct cl_buf t = {b.data, n, b.cap, 0};
 
 		CHECK(verify_at(&t, at, NULL, allow_debug, &r) != CL_OK);
 		cl_verify_result_free(&r);
@@ -319,7 +327,7 @@ static void tamper(const char *file, int64_t at, int allow_debug)
 
 		CHECK(ext != NULL);
 		if (ext) {
-			struct cl_buf t = { ext, end + 1, end + 1, 0 };
+			struct cl_buf t = {ext, end + 1, end + 1, 0};
 
 			memcpy(ext, b.data, end);
 			ext[end] = 0x41;
@@ -397,9 +405,11 @@ static void test_threads(void)
 	pthread_t th[8];
 
 	a[0].quote = vector_read("tdx/dcap-qvl/tdx_quote");
-	snprintf(a[0].coll, sizeof(a[0].coll), "%s", vector_path("tdx/dcap-qvl/tdx_quote_collateral.json"));
+	snprintf(a[0].coll, sizeof(a[0].coll), "%s",
+		 vector_path("tdx/dcap-qvl/tdx_quote_collateral.json"));
 	a[1].quote = vector_read("sgx/dcap-qvl/sgx_quote");
-	snprintf(a[1].coll, sizeof(a[1].coll), "%s", vector_path("sgx/dcap-qvl/sgx_quote_collateral.json"));
+	snprintf(a[1].coll, sizeof(a[1].coll), "%s",
+		 vector_path("sgx/dcap-qvl/sgx_quote_collateral.json"));
 	for (int i = 0; i < 8; i++)
 		CHECK_EQ_INT(pthread_create(&th[i], NULL, thread_main, &a[i % 2]), 0);
 	for (int i = 0; i < 8; i++) {

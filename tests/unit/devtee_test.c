@@ -33,7 +33,7 @@ static void hex_to(const char *hex, uint8_t *out, size_t n)
 static char *root_pem(const char *dir)
 {
 	char p[PATH_MAX];
-	struct cl_buf b = { 0 };
+	struct cl_buf b = {0};
 
 	snprintf(p, sizeof(p), "%s/root.pem", dir);
 	if (cl_read_file(p, 0, &b) != CL_OK)
@@ -46,11 +46,10 @@ static void state(const char *name, char *out)
 	snprintf(out, PATH_MAX, "%s/%s", tmpdir, name);
 }
 
-static int verify(const uint8_t *ev, size_t n, const char *root, int allow_debug,
-		  const uint8_t *rd)
+static int verify(const uint8_t *ev, size_t n, const char *root, int allow_debug, const uint8_t *rd)
 {
 	struct cl_verify_opts o = CL_VERIFY_OPTS_INIT;
-	struct cl_verify_result res = { 0 };
+	struct cl_verify_result res = {0};
 	int rc = 0;
 
 	o.devtee_root = root;
@@ -66,7 +65,7 @@ static int verify(const uint8_t *ev, size_t n, const char *root, int allow_debug
 
 static void make_report(EVP_PKEY *key, uint32_t flags, uint8_t out[CL_DEVTEE_REPORT_LEN])
 {
-	struct cl_devtee_report r = { 0 };
+	struct cl_devtee_report r = {0};
 
 	r.version = CL_DEVTEE_VERSION;
 	r.flags = flags;
@@ -120,7 +119,7 @@ static void test_report(void)
 	 * against the verification time on every call, cached or not. */
 	for (int bypass = 0; bypass < 2; bypass++) {
 		struct cl_verify_opts o = CL_VERIFY_OPTS_INIT;
-		struct cl_verify_result res = { 0 };
+		struct cl_verify_result res = {0};
 
 		cl_cache_bypass(bypass);
 		o.format = CL_FORMAT_DEVTEE;
@@ -169,7 +168,7 @@ static void test_report(void)
 	/* A key of another curve cannot sign. */
 	{
 		EVP_PKEY *p256 = EVP_EC_gen("P-256");
-		struct cl_devtee_report r = { 0 };
+		struct cl_devtee_report r = {0};
 
 		r.version = 1;
 		CHECK_EQ_INT(cl_devtee_report_sign(&r, p256, rep), CL_ERR_ARG);
@@ -210,8 +209,8 @@ static void test_root_state(void)
 static void test_measure(void)
 {
 	static const char prog[] = "#!/bin/sh\necho hello\n";
-	char *argv[] = { "/bin/prog", "--flag", "", NULL };
-	struct cl_devtee_launch l = { 0 };
+	char *argv[] = {"/bin/prog", "--flag", "", NULL};
+	struct cl_devtee_launch l = {0};
 	uint8_t m[48], want[48], m2[48];
 	uint8_t copy[sizeof(prog) - 1];
 
@@ -247,7 +246,7 @@ static void test_measure(void)
 
 static void test_seal_extend(void)
 {
-	uint8_t secret[32], meas[48], k[32], k2[32], want[32], reg[48] = { 0 }, d[48], wreg[48];
+	uint8_t secret[32], meas[48], k[32], k2[32], want[32], reg[48] = {0}, d[48], wreg[48];
 
 	for (int i = 0; i < 32; i++)
 		secret[i] = (uint8_t)i;
@@ -270,8 +269,8 @@ static void test_seal_extend(void)
 
 static void test_protocol(void)
 {
-	struct cl_devtee_req q = { 0 }, p;
-	uint8_t msg[CL_DEVTEE_MAX_MSG], big[CL_DEVTEE_MAX_EVENT + 1] = { 0 };
+	struct cl_devtee_req q = {0}, p;
+	uint8_t msg[CL_DEVTEE_MAX_MSG], big[CL_DEVTEE_MAX_EVENT + 1] = {0};
 	const uint8_t *payload = NULL;
 	size_t n = 0, plen = 0;
 	int st = 0;
@@ -326,7 +325,7 @@ static void test_protocol(void)
 
 static void test_eventlog(void)
 {
-	uint8_t log[(4 + 48 + 2 + 3) * 2 + 1], rtmr[4][48], want[48] = { 0 }, d[48];
+	uint8_t log[(4 + 48 + 2 + 3) * 2 + 1], rtmr[4][48], want[48] = {0}, d[48];
 	size_t n = 0, count = 0;
 
 	memset(d, 1, sizeof(d));
@@ -359,7 +358,7 @@ static void test_eventlog(void)
 static int workload(const char *out, const char *state_dir)
 {
 	struct cl_attester *a = NULL;
-	struct cl_attest_evidence ev = { 0 };
+	struct cl_attest_evidence ev = {0};
 	uint8_t rd[64], k1[32], k2[32], d[48];
 	char p[PATH_MAX + 16];
 	FILE *f = fopen(out, "wb");
@@ -407,11 +406,11 @@ static int workload(const char *out, const char *state_dir)
 static void test_platform(void)
 {
 	char st[PATH_MAX], out[PATH_MAX];
-	char *argv[] = { self_path, "--workload", out, st, NULL };
-	struct cl_devtee_opts o = { 0 };
-	struct cl_buf ev = { 0 };
+	char *argv[] = {self_path, "--workload", out, st, NULL};
+	struct cl_devtee_opts o = {0};
+	struct cl_buf ev = {0};
 	struct cl_devtee_report r;
-	uint8_t m[48], d[48], reg[48] = { 0 };
+	uint8_t m[48], d[48], reg[48] = {0};
 	char *pem = NULL;
 	int status = -1;
 

@@ -38,10 +38,10 @@ static void make_appraisal(struct cl_appraisal *a, int8_t exe)
 
 static char *sign(const struct cl_ear_key *k, int8_t exe, json_t *claims)
 {
-	static const uint8_t nonce[32] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+	static const uint8_t nonce[32] = {1, 2, 3, 4, 5, 6, 7, 8};
 	struct cl_appraisal a;
-	struct cl_ear_submod sm = { "cpu0", &a, claims };
-	struct cl_ear_opts o = { 0 };
+	struct cl_ear_submod sm = {"cpu0", &a, claims};
+	struct cl_ear_opts o = {0};
 	char *jwt = NULL;
 
 	make_appraisal(&a, exe);
@@ -63,22 +63,24 @@ static void test_roundtrip(const char *curve, const char *alg)
 
 	CHECK_STR(cl_ear_key_alg(k), alg);
 	CHECK(json_object_get(json_array_get(json_object_get(jwks, "keys"), 0), "d") == NULL);
-	CHECK_STR(json_string_value(json_object_get(json_array_get(json_object_get(jwks, "keys"), 0),
-						    "alg")),
+	CHECK_STR(json_string_value(
+			  json_object_get(json_array_get(json_object_get(jwks, "keys"), 0), "alg")),
 		  alg);
 	CHECK_EQ_INT(cl_ear_verify(jwks, jwt, strlen(jwt), NOW + 1, &out), CL_OK);
 	CHECK_STR(json_string_value(json_object_get(out, "eat_profile")), CL_EAR_PROFILE);
 	CHECK_STR(json_string_value(json_object_get(out, "ear_status")), "affirming");
 	CHECK_EQ_INT(json_integer_value(json_object_get(out, "exp")), NOW + 600);
-	CHECK_STR(json_string_value(json_object_get(out, "eat_nonce")), "AQIDBAUGBwgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+	CHECK_STR(json_string_value(json_object_get(out, "eat_nonce")),
+		  "AQIDBAUGBwgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
 	cpu0 = json_object_get(json_object_get(out, "submods"), "cpu0");
 	CHECK_STR(json_string_value(json_object_get(cpu0, "ear_status")), "affirming");
 	CHECK_EQ_INT(json_integer_value(json_object_get(
 			     json_object_get(cpu0, "ear_trustworthiness_vector"), "executables")),
 		     2);
-	CHECK(json_object_get(json_object_get(cpu0, "ear_trustworthiness_vector"), "configuration") ==
-	      NULL);
-	CHECK_STR(json_string_value(json_array_get(json_object_get(cpu0, "ear_appraisal_policy_ids"), 0)),
+	CHECK(json_object_get(json_object_get(cpu0, "ear_trustworthiness_vector"),
+			      "configuration") == NULL);
+	CHECK_STR(json_string_value(
+			  json_array_get(json_object_get(cpu0, "ear_appraisal_policy_ids"), 0)),
 		  "policy://test");
 	CHECK_STR(json_string_value(json_object_get(
 			  json_object_get(json_object_get(cpu0, CL_EAR_ANNOTATED_EVIDENCE), "snp"),
@@ -104,8 +106,10 @@ static void test_roundtrip(const char *curve, const char *alg)
 
 static void test_tamper(void)
 {
-	struct cl_ear_key *k = new_key("P-256"), *other = new_key("P-256"), *p384 = new_key("P-384");
-	json_t *jwks = cl_ear_key_jwks(k), *jwks2 = cl_ear_key_jwks(other), *jwks3 = cl_ear_key_jwks(p384);
+	struct cl_ear_key *k = new_key("P-256"), *other = new_key("P-256"),
+			  *p384 = new_key("P-384");
+	json_t *jwks = cl_ear_key_jwks(k), *jwks2 = cl_ear_key_jwks(other),
+	       *jwks3 = cl_ear_key_jwks(p384);
 	char *jwt = sign(k, 2, NULL);
 	size_t n = strlen(jwt);
 	json_t *out = NULL;
@@ -194,16 +198,18 @@ static void test_forged(void)
 	jwk = jose_openssl_jwk_from_EVP_PKEY(NULL, pk);
 
 	/* Older dotted names with the older profile are read and renamed. */
-	t = forge(jwk, "{\"alg\":\"ES256\"}",
-		  "{\"eat_profile\":\"tag:github.com,2023:veraison/ear\",\"iat\":1748736000,"
-		  "\"exp\":1748736600,\"ear.verifier-id\":{\"developer\":\"x\",\"build\":\"y\"},"
-		  "\"submods\":{\"cpu0\":{\"ear.status\":\"warning\",\"ear.trustworthiness-vector\":"
-		  "{\"hardware\":32},\"ear.appraisal-policy-id\":\"policy://x\","
-		  "\"ear.veraison.annotated-evidence\":{\"sgx\":{}}}}}");
+	t = forge(
+		jwk, "{\"alg\":\"ES256\"}",
+		"{\"eat_profile\":\"tag:github.com,2023:veraison/ear\",\"iat\":1748736000,"
+		"\"exp\":1748736600,\"ear.verifier-id\":{\"developer\":\"x\",\"build\":\"y\"},"
+		"\"submods\":{\"cpu0\":{\"ear.status\":\"warning\",\"ear.trustworthiness-vector\":"
+		"{\"hardware\":32},\"ear.appraisal-policy-id\":\"policy://x\","
+		"\"ear.veraison.annotated-evidence\":{\"sgx\":{}}}}}");
 	CHECK_EQ_INT(cl_ear_verify(jwks, t, strlen(t), NOW, &out), CL_OK);
 	sm = json_object_get(json_object_get(out, "submods"), "cpu0");
 	CHECK_STR(json_string_value(json_object_get(sm, "ear_status")), "warning");
-	CHECK_STR(json_string_value(json_array_get(json_object_get(sm, "ear_appraisal_policy_ids"), 0)),
+	CHECK_STR(json_string_value(
+			  json_array_get(json_object_get(sm, "ear_appraisal_policy_ids"), 0)),
 		  "policy://x");
 	CHECK(json_object_get(sm, CL_EAR_ANNOTATED_EVIDENCE) != NULL);
 	CHECK(json_object_get(out, "ear_verifier_id") != NULL);
@@ -213,14 +219,16 @@ static void test_forged(void)
 
 	/* Wrong profile, no exp, bad status, bad vector, no submods. */
 	static const char *const bad[] = {
-		"{\"eat_profile\":\"tag:example.com,2020:other\",\"iat\":1748736000,\"exp\":1748736600,"
+		"{\"eat_profile\":\"tag:example.com,2020:other\",\"iat\":1748736000,\"exp\":"
+		"1748736600,"
 		"\"submods\":{\"cpu0\":{\"ear_status\":\"affirming\"}}}",
 		"{\"eat_profile\":\"" CL_EAR_PROFILE "\",\"iat\":1748736000,"
 		"\"submods\":{\"cpu0\":{\"ear_status\":\"affirming\"}}}",
 		"{\"eat_profile\":\"" CL_EAR_PROFILE "\",\"iat\":1748736000,\"exp\":1748736600,"
 		"\"submods\":{\"cpu0\":{\"ear_status\":\"great\"}}}",
 		"{\"eat_profile\":\"" CL_EAR_PROFILE "\",\"iat\":1748736000,\"exp\":1748736600,"
-		"\"submods\":{\"cpu0\":{\"ear_status\":\"affirming\",\"ear_trustworthiness_vector\":"
+		"\"submods\":{\"cpu0\":{\"ear_status\":\"affirming\",\"ear_trustworthiness_"
+		"vector\":"
 		"{\"hardware\":300}}}}",
 		"{\"eat_profile\":\"" CL_EAR_PROFILE "\",\"iat\":1748736000,\"exp\":1748736600,"
 		"\"submods\":{}}",
@@ -235,10 +243,12 @@ static void test_forged(void)
 	}
 	/* Algorithms other than ES256/ES384, and critical headers, are refused. */
 	{
-		static const char good[] =
-			"{\"eat_profile\":\"" CL_EAR_PROFILE "\",\"iat\":1748736000,\"exp\":1748736600,"
-			"\"submods\":{\"cpu0\":{\"ear_status\":\"affirming\"}}}";
-		json_t *oct = json_pack("{s:s, s:s}", "kty", "oct", "k", "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0");
+		static const char good[] = "{\"eat_profile\":\"" CL_EAR_PROFILE
+					   "\",\"iat\":1748736000,\"exp\":1748736600,"
+					   "\"submods\":{\"cpu0\":{\"ear_status\":\"affirming\"}}}";
+		json_t *oct = json_pack(
+			"{s:s, s:s}", "kty", "oct", "k",
+			"c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0");
 
 		t = forge(jwk, "{\"alg\":\"ES256\",\"crit\":[\"x\"],\"x\":1}", good);
 		CHECK(t && cl_ear_verify(jwks, t, strlen(t), NOW, &out) != CL_OK);

@@ -75,7 +75,9 @@ static void test_sb_cert(void)
 	CHECK(pcr_is(&bank, 7, "51b30488c9e6255d822bdc1b20d9a92c32bde6c3e7bc02bcdd32825eb5ef069a"));
 	CHECK_EQ_INT(bank.extended, (1u << 0) | (1u << 4) | (1u << 5) | (1u << 7));
 	CHECK_EQ_INT(cl_evlog_replay(&log, CL_TPM_ALG_SHA384, &bank), CL_OK);
-	CHECK(pcr_is(&bank, 7, "bf54547614362d6cb54d3c7de075b78a81669cf63e3ea62d0da118220d96f489690c6ae84f146d7e9019331bd4773b60"));
+	CHECK(pcr_is(&bank, 7,
+		     "bf54547614362d6cb54d3c7de075b78a81669cf63e3ea62d0da118220d96f489690c6ae84f146"
+		     "d7e9019331bd4773b60"));
 	CHECK_EQ_INT(cl_evlog_summary(&log, CL_TPM_ALG_SHA256, 0xffffff, &sum, &sb), CL_OK);
 	CHECK_EQ_INT(sb, 1);
 	json_decref(sum);
@@ -105,7 +107,8 @@ static void test_ubuntu(void)
 	CHECK_EQ_INT(cl_evlog_to_json(&log, &j), CL_OK);
 	CHECK_STR(json_string_value(json_object_get(j, "format")), "crypto-agile");
 	CHECK_EQ_INT(json_array_size(json_object_get(j, "events")), log.nevents);
-	CHECK_STR(json_string_value(json_object_get(json_object_get(json_object_get(j, "pcrs"), "sha1"), "14")),
+	CHECK_STR(json_string_value(json_object_get(
+			  json_object_get(json_object_get(j, "pcrs"), "sha1"), "14")),
 		  "cd3734d2bdfcfba9e443ac02c03c812ffcceb255");
 	CHECK(json_is_false(json_object_get(j, "secure_boot")));
 	json_decref(j);
@@ -130,7 +133,7 @@ static void test_gcp_log(void)
 	CHECK_EQ_INT(cl_evlog_parse(log_bytes, n, &log), CL_OK);
 	CHECK_EQ_INT(cl_evlog_replay(&log, CL_TPM_ALG_SHA1, &bank), CL_OK);
 	/* Every PCR the log extends replays to the value go-attestation recorded. */
-	json_array_foreach(pcrs, idx, e) {
+	json_array_foreach (pcrs, idx, e) {
 		unsigned i = (unsigned)json_integer_value(json_object_get(e, "Index"));
 		const char *dig = json_string_value(json_object_get(e, "Digest"));
 
@@ -245,7 +248,8 @@ static void test_tampered(void)
 		break;
 	}
 	b.data[off] ^= 1;
-	CHECK_EQ_INT(cl_evlog_summary(&log, CL_TPM_ALG_SHA256, 0xffffff, &sum, &sb), CL_ERR_MISMATCH);
+	CHECK_EQ_INT(cl_evlog_summary(&log, CL_TPM_ALG_SHA256, 0xffffff, &sum, &sb),
+		     CL_ERR_MISMATCH);
 	cl_evlog_free(&log);
 	cl_buf_free(&b);
 }

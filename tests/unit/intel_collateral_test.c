@@ -18,9 +18,9 @@
 #include "endorse/intel.h"
 #include "test.h"
 
-#define TDX_COLL "tdx/dcap-qvl/tdx_quote_collateral.json"
+#define TDX_COLL     "tdx/dcap-qvl/tdx_quote_collateral.json"
 #define TDX_OLD_COLL "tdx/dcap-qvl/tdx_quote_outdated_collateral.json"
-#define SGX_COLL "sgx/dcap-qvl/sgx_quote_collateral.json"
+#define SGX_COLL     "sgx/dcap-qvl/sgx_quote_collateral.json"
 
 static int64_t T(const char *s)
 {
@@ -138,10 +138,10 @@ static void test_pck_info(void)
 {
 	struct cl_intel_tcb_input in;
 	X509 *pck = NULL;
-	static const uint8_t fmspc[6] = { 0x00, 0xA0, 0x67, 0x11, 0x00, 0x00 };
-	static const uint8_t cpusvn[16] = { 11, 11, 2, 2, 255, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
-	static const uint8_t ppid[4] = { 0xD0, 0x4E, 0xC0, 0x6D };
-	static const uint8_t tdx_fmspc[6] = { 0xB0, 0xC0, 0x6F, 0x00, 0x00, 0x00 };
+	static const uint8_t fmspc[6] = {0x00, 0xA0, 0x67, 0x11, 0x00, 0x00};
+	static const uint8_t cpusvn[16] = {11, 11, 2, 2, 255, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+	static const uint8_t ppid[4] = {0xD0, 0x4E, 0xC0, 0x6D};
+	static const uint8_t tdx_fmspc[6] = {0xB0, 0xC0, 0x6F, 0x00, 0x00, 0x00};
 
 	/* values read by hand from `openssl asn1parse -strparse` of the extension */
 	CHECK_EQ_INT(quote_input("sgx/dcap-qvl/sgx_quote", &in, &pck), 0);
@@ -166,21 +166,23 @@ static void test_tcb_status(void)
 	char status[48] = "";
 	json_t *adv = json_array();
 
-	CHECK_EQ_INT(eval(SGX_COLL, "sgx/dcap-qvl/sgx_quote", T("2025-07-01T00:00:00Z"), status, adv),
-		     CL_OK);
+	CHECK_EQ_INT(
+		eval(SGX_COLL, "sgx/dcap-qvl/sgx_quote", T("2025-07-01T00:00:00Z"), status, adv),
+		CL_OK);
 	CHECK_STR(status, "ConfigurationAndSWHardeningNeeded");
 	CHECK_EQ_INT(json_array_size(adv), 2);
 	CHECK_STR(json_string_value(json_array_get(adv, 0)), "INTEL-SA-00289");
 	CHECK_STR(json_string_value(json_array_get(adv, 1)), "INTEL-SA-00615");
 	json_array_clear(adv);
 
-	CHECK_EQ_INT(eval(TDX_COLL, "tdx/dcap-qvl/tdx_quote", T("2025-07-01T00:00:00Z"), status, adv),
-		     CL_OK);
+	CHECK_EQ_INT(
+		eval(TDX_COLL, "tdx/dcap-qvl/tdx_quote", T("2025-07-01T00:00:00Z"), status, adv),
+		CL_OK);
 	CHECK_STR(status, "UpToDate");
 	CHECK_EQ_INT(json_array_size(adv), 0);
 
-	CHECK_EQ_INT(eval(TDX_OLD_COLL, "tdx/dcap-qvl/tdx_quote_outdated", T("2026-03-01T00:00:00Z"),
-			  status, adv),
+	CHECK_EQ_INT(eval(TDX_OLD_COLL, "tdx/dcap-qvl/tdx_quote_outdated",
+			  T("2026-03-01T00:00:00Z"), status, adv),
 		     CL_ERR_TCB);
 	CHECK(strstr(cl_error_detail(), "no matching TCB level") != NULL);
 
@@ -272,7 +274,8 @@ static void test_component_count(void)
 /* Change one character to a different value of the same alphabet. */
 static char flip(char ch, int hex)
 {
-	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	static const char b64[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	const char *p = NULL;
 
 	if (hex) {
@@ -297,10 +300,15 @@ static char flip(char ch, int hex)
  */
 static void test_tamper(void)
 {
-	static const char *const fields[] = { "tcb_info", "qe_identity", "tcb_info_signature",
-					      "qe_identity_signature", "root_ca_crl", "pck_crl",
-					      "tcb_info_issuer_chain", "qe_identity_issuer_chain",
-					      "pck_crl_issuer_chain" };
+	static const char *const fields[] = {"tcb_info",
+					     "qe_identity",
+					     "tcb_info_signature",
+					     "qe_identity_signature",
+					     "root_ca_crl",
+					     "pck_crl",
+					     "tcb_info_issuer_chain",
+					     "qe_identity_issuer_chain",
+					     "pck_crl_issuer_chain"};
 	struct cl_buf b = vector_read(TDX_COLL);
 	json_t *root = json_loadb((const char *)b.data, b.len, 0, NULL);
 	int64_t at = T("2025-07-01T00:00:00Z");
@@ -343,10 +351,12 @@ static void test_tamper(void)
 
 	/* swapped issuer chains: the PCK CRL chain cannot sign the TCB info */
 	{
-		const char *crl_chain = json_string_value(json_object_get(root, "pck_crl_issuer_chain"));
+		const char *crl_chain =
+			json_string_value(json_object_get(root, "pck_crl_issuer_chain"));
 		struct cl_intel_collateral *c = NULL;
 		size_t n = 0;
-		char *doc = with_field(root, "tcb_info_issuer_chain", crl_chain, strlen(crl_chain), &n);
+		char *doc =
+			with_field(root, "tcb_info_issuer_chain", crl_chain, strlen(crl_chain), &n);
 
 		CHECK_EQ_INT(cl_intel_collateral_parse_json((const uint8_t *)doc, n, &c), CL_OK);
 		CHECK_EQ_INT(cl_intel_collateral_verify(c, at), CL_ERR_SIGNATURE);
@@ -391,13 +401,13 @@ static int make_pcs_dir(const char *rel, const char *dir, const char *ws)
 #define G(k) json_string_value(json_object_get(r, k))
 
 	mkdir(dir, 0700);
-	if (asprintf(&body, "{%s\"tcbInfo\"%s:%s%s,\"signature\":\"%s\"}", ws, ws, ws, G("tcb_info"),
-		     G("tcb_info_signature")) < 0)
+	if (asprintf(&body, "{%s\"tcbInfo\"%s:%s%s,\"signature\":\"%s\"}", ws, ws, ws,
+		     G("tcb_info"), G("tcb_info_signature")) < 0)
 		return -1;
 	rc |= write_file(dir, "tcbinfo.json", body, strlen(body));
 	free(body);
-	if (asprintf(&body, "{\"enclaveIdentity\":%s,%s\"signature\":\"%s\"}%s", G("qe_identity"), ws,
-		     G("qe_identity_signature"), ws) < 0)
+	if (asprintf(&body, "{\"enclaveIdentity\":%s,%s\"signature\":\"%s\"}%s", G("qe_identity"),
+		     ws, G("qe_identity_signature"), ws) < 0)
 		return -1;
 	rc |= write_file(dir, "qeidentity.json", body, strlen(body));
 	free(body);
@@ -442,7 +452,8 @@ static void test_pcs_dir(void)
 
 	/* a duplicate key in the body is refused */
 	{
-		const char *dup = "{\"tcbInfo\":{\"id\":\"TDX\"},\"tcbInfo\":{},\"signature\":\"00\"}";
+		const char *dup =
+			"{\"tcbInfo\":{\"id\":\"TDX\"},\"tcbInfo\":{},\"signature\":\"00\"}";
 
 		CHECK_EQ_INT(write_file(sub, "tcbinfo.json", dup, strlen(dup)), 0);
 		CHECK_EQ_INT(cl_intel_collateral_load(sub, &c), CL_ERR_MALFORMED);
@@ -458,20 +469,22 @@ static void test_pcs_dir(void)
 
 static void test_member_span(void)
 {
-	static const char body[] = " { \"a\\\"tcbInfo\" : [1, {\"x\":\"}\"}], \"tcbInfo\":{\"k\":\"v}\\\"\"} } ";
+	static const char body[] =
+		" { \"a\\\"tcbInfo\" : [1, {\"x\":\"}\"}], \"tcbInfo\":{\"k\":\"v}\\\"\"} } ";
 	size_t off = 0, len = 0;
 
 	CHECK_EQ_INT(cl_intel_json_member_span((const uint8_t *)body, strlen(body), "tcbInfo", &off,
 					       &len),
 		     CL_OK);
-	CHECK(len == strlen("{\"k\":\"v}\\\"\"}") && memcmp(body + off, "{\"k\":\"v}\\\"\"}", len) == 0);
+	CHECK(len == strlen("{\"k\":\"v}\\\"\"}") &&
+	      memcmp(body + off, "{\"k\":\"v}\\\"\"}", len) == 0);
 	CHECK_EQ_INT(cl_intel_json_member_span((const uint8_t *)body, strlen(body) - 3, "tcbInfo",
 					       &off, &len),
 		     CL_ERR_TRUNCATED);
 	CHECK(cl_intel_json_member_span((const uint8_t *)"{\"tcbInfo\":1} x", 15, "tcbInfo", &off,
 					&len) < 0);
-	CHECK(cl_intel_json_member_span((const uint8_t *)"{\"other\":1}", 11, "tcbInfo", &off, &len) <
-	      0);
+	CHECK(cl_intel_json_member_span((const uint8_t *)"{\"other\":1}", 11, "tcbInfo", &off,
+					&len) < 0);
 }
 
 /* ----------------------------------------------- fetch from a loopback PCS */
@@ -493,9 +506,9 @@ static void test_fetch(void)
 {
 	char dir[] = "/tmp/cloister-pcs-XXXXXX";
 	char port_file[4096], log_file[4096], url[128], cmd[8192];
-	static const uint8_t fmspc[6] = { 0xB0, 0xC0, 0x6F, 0x00, 0x00, 0x00 };
+	static const uint8_t fmspc[6] = {0xB0, 0xC0, 0x6F, 0x00, 0x00, 0x00};
 	struct cl_intel_collateral *c = NULL;
-	struct cl_buf port = { 0 };
+	struct cl_buf port = {0};
 	pid_t pid = 0;
 	int64_t at = T("2025-07-01T00:00:00Z");
 
@@ -508,8 +521,8 @@ static void test_fetch(void)
 	snprintf(log_file, sizeof(log_file), "%s/requests", dir);
 	pid = fork();
 	if (pid == 0) {
-		execlp("python3", "python3", "tests/e2e/pcs_server.py", vector_path(TDX_COLL), port_file,
-		       log_file, (char *)NULL);
+		execlp("python3", "python3", "tests/e2e/pcs_server.py", vector_path(TDX_COLL),
+		       port_file, log_file, (char *)NULL);
 		_exit(127);
 	}
 	for (int i = 0; i < 200 && access(port_file, R_OK) != 0; i++)
@@ -538,7 +551,7 @@ static void test_fetch(void)
 	c = NULL;
 	/* an FMSPC the server does not know */
 	{
-		static const uint8_t other[6] = { 1, 2, 3, 4, 5, 6 };
+		static const uint8_t other[6] = {1, 2, 3, 4, 5, 6};
 
 		CHECK_EQ_INT(cl_intel_collateral_fetch_at(url, dir, 1, other, "platform", at, &c),
 			     CL_ERR_NOT_FOUND);
@@ -556,8 +569,8 @@ static char *thread_paths[3]; /* resolved up front: vector_path is not thread-sa
 
 static void *thread_main(void *arg)
 {
-	static const char *const times[] = { "2025-07-01T00:00:00Z", "2025-07-01T00:00:00Z",
-					     "2026-03-01T00:00:00Z" };
+	static const char *const times[] = {"2025-07-01T00:00:00Z", "2025-07-01T00:00:00Z",
+					    "2026-03-01T00:00:00Z"};
 	long bad = 0;
 
 	for (int i = 0; i < 150; i++) {

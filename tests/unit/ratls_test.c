@@ -64,7 +64,7 @@ static struct cl_refvalues *rv_for(const uint8_t m[48])
 
 static struct cl_ratls_verifier *verifier(const struct cl_refvalues *rv, int64_t at)
 {
-	struct cl_ratls_verifier_opts o = { 0 };
+	struct cl_ratls_verifier_opts o = {0};
 	struct cl_ratls_verifier *v = NULL;
 
 	o.verify.devtee_root = root_pem;
@@ -77,12 +77,12 @@ static struct cl_ratls_verifier *verifier(const struct cl_refvalues *rv, int64_t
 static void test_claims_known_answer(void)
 {
 	/* Gramine's and rats-tls's exact encoding for SHA-256. */
-	static const uint8_t prefix[] = { 0xa1, 0x6b, 'p', 'u', 'b', 'k', 'e', 'y', '-', 'h', 'a',
-					  's', 'h', 0x58, 0x24, 0x82, 0x01, 0x58, 0x20 };
+	static const uint8_t prefix[] = {0xa1, 0x6b, 'p', 'u',	'b',  'k',  'e',  'y',	'-', 'h',
+					 'a',  's',  'h', 0x58, 0x24, 0x82, 0x01, 0x58, 0x20};
 	uint8_t h[CL_MAX_DIGEST];
-	struct cl_buf c = { 0 }, e = { 0 };
+	struct cl_buf c = {0}, e = {0};
 	struct cl_ratls_evidence ev;
-	uint8_t nonce[3] = { 1, 2, 3 };
+	uint8_t nonce[3] = {1, 2, 3};
 
 	for (int i = 0; i < CL_MAX_DIGEST; i++)
 		h[i] = (uint8_t)i;
@@ -137,18 +137,22 @@ static void test_cbor_strictness(void)
 	snprintf(ok, sizeof(ok), "d9ea608241515831a16b7075626b65792d6861736882015820%s", hash32);
 	CHECK_EQ_INT(parse_hex(ok), CL_OK);
 	/* non-shortest tag / length, indefinite array, alg id 2, short digest, trailing byte */
-	snprintf(bad, sizeof(bad), "da0000ea608241515830a16b7075626b65792d6861736882015820%s", hash32);
+	snprintf(bad, sizeof(bad), "da0000ea608241515830a16b7075626b65792d6861736882015820%s",
+		 hash32);
 	CHECK_EQ_INT(parse_hex(bad), CL_ERR_MALFORMED);
-	snprintf(bad, sizeof(bad), "d9ea60824151580031a16b7075626b65792d6861736882015820%s", hash32);
+	snprintf(bad, sizeof(bad), "d9ea60824151580031a16b7075626b65792d6861736882015820%s",
+		 hash32);
 	CHECK(parse_hex(bad) != CL_OK);
-	snprintf(bad, sizeof(bad), "d9ea609f41515831a16b7075626b65792d6861736882015820%sff", hash32);
+	snprintf(bad, sizeof(bad), "d9ea609f41515831a16b7075626b65792d6861736882015820%sff",
+		 hash32);
 	CHECK_EQ_INT(parse_hex(bad), CL_ERR_MALFORMED);
 	snprintf(bad, sizeof(bad), "d9ea608241515831a16b7075626b65792d6861736882025820%s", hash32);
 	CHECK_EQ_INT(parse_hex(bad), CL_ERR_UNSUPPORTED);
 	snprintf(bad, sizeof(bad), "d9ea608241515830a16b7075626b65792d686173688201581f%s",
 		 hash32 + 2);
 	CHECK_EQ_INT(parse_hex(bad), CL_ERR_MALFORMED);
-	snprintf(bad, sizeof(bad), "d9ea608241515831a16b7075626b65792d6861736882015820%s00", hash32);
+	snprintf(bad, sizeof(bad), "d9ea608241515831a16b7075626b65792d6861736882015820%s00",
+		 hash32);
 	CHECK_EQ_INT(parse_hex(bad), CL_ERR_MALFORMED);
 	/* no pubkey-hash; a repeated key; an empty evidence string */
 	CHECK_EQ_INT(parse_hex("d9ea6082415145a1616b4100"), CL_ERR_MALFORMED);
@@ -163,7 +167,7 @@ static void test_cbor_strictness(void)
 static void test_cmw(void)
 {
 	struct cl_ratls_cmw c, d;
-	struct cl_buf b = { 0 };
+	struct cl_buf b = {0};
 
 	memset(&c, 0, sizeof(c));
 	c.n = 2;
@@ -211,38 +215,59 @@ static void test_cbor_claim_forms(void)
 	char c[512];
 
 	/* bstr-wrapped (Gramine, rats-tls) and bare, with a nonce and a custom claim */
-	snprintf(c, sizeof(c), "a3%s58248201" "5820%s656e6f6e6365420102617842ffff", key, h32);
+	snprintf(c, sizeof(c),
+		 "a3%s58248201"
+		 "5820%s656e6f6e6365420102617842ffff",
+		 key, h32);
 	CHECK_EQ_INT(parse_claims_hex(c), CL_OK);
-	snprintf(c, sizeof(c), "a2%s8201" "5820%s656e6f6e6365420102", key, h32);
+	snprintf(c, sizeof(c),
+		 "a2%s8201"
+		 "5820%s656e6f6e6365420102",
+		 key, h32);
 	CHECK_EQ_INT(parse_claims_hex(c), CL_OK);
 	/* a non-shortest alg id, inside and outside the wrapping */
-	snprintf(c, sizeof(c), "a1%s5825821801" "5820%s", key, h32);
+	snprintf(c, sizeof(c),
+		 "a1%s5825821801"
+		 "5820%s",
+		 key, h32);
 	CHECK_EQ_INT(parse_claims_hex(c), CL_ERR_MALFORMED);
-	snprintf(c, sizeof(c), "a1%s821801" "5820%s", key, h32);
+	snprintf(c, sizeof(c),
+		 "a1%s821801"
+		 "5820%s",
+		 key, h32);
 	CHECK_EQ_INT(parse_claims_hex(c), CL_ERR_MALFORMED);
 	/* a non-shortest nonce length; a custom claim that is not a byte string */
-	snprintf(c, sizeof(c), "a2%s8201" "5820%s656e6f6e636558020102", key, h32);
+	snprintf(c, sizeof(c),
+		 "a2%s8201"
+		 "5820%s656e6f6e636558020102",
+		 key, h32);
 	CHECK_EQ_INT(parse_claims_hex(c), CL_ERR_MALFORMED);
-	snprintf(c, sizeof(c), "a2%s8201" "5820%s617801", key, h32);
+	snprintf(c, sizeof(c),
+		 "a2%s8201"
+		 "5820%s617801",
+		 key, h32);
 	CHECK_EQ_INT(parse_claims_hex(c), CL_ERR_MALFORMED);
 	/* a byte after the wrapped array */
-	snprintf(c, sizeof(c), "a1%s58258201" "5820%s00", key, h32);
+	snprintf(c, sizeof(c),
+		 "a1%s58258201"
+		 "5820%s00",
+		 key, h32);
 	CHECK_EQ_INT(parse_claims_hex(c), CL_ERR_MALFORMED);
 }
 
 static void test_cmw_forms(void)
 {
 	/* OCTET STRING { {"a": [10571, h'78'], "__cmwc_t": "tag:x"} } */
-	static const uint8_t in[] = { 0x04, 0x18, 0xa2, 0x61, 'a', 0x82, 0x19, 0x29, 0x4b,
-				      0x41, 'x',  0x68, '_',  '_',  'c', 'm',  'w',  'c',
-				      '_',  't',  0x65, 't',  'a',  'g', ':',  'x' };
+	static const uint8_t in[] = {0x04, 0x18, 0xa2, 0x61, 'a', 0x82, 0x19, 0x29, 0x4b,
+				     0x41, 'x',	 0x68, '_',  '_', 'c',	'm',  'w',  'c',
+				     '_',  't',	 0x65, 't',  'a', 'g',	':',  'x'};
 	/* The same record alone, as the encoder must write it. */
-	static const uint8_t enc[] = { 0x04, 0x09, 0xa1, 0x61, 'a', 0x82,
-				       0x19, 0x29, 0x4b, 0x41, 'x' };
-	static const uint8_t padded[] = { 0x04, 0x0b, 0xa1, 0x61, 'a',  0x82, 0x1a,
-					  0x00, 0x00, 0x29, 0x4b, 0x41, 'x' };
+	static const uint8_t enc[] = {0x04, 0x09, 0xa1, 0x61, 'a', 0x82,
+				      0x19, 0x29, 0x4b, 0x41, 'x'};
+	static const uint8_t padded[] = {0x04, 0x0b, 0xa1, 0x61, 'a',  0x82, 0x1a,
+					 0x00, 0x00, 0x29, 0x4b, 0x41, 'x'};
 	struct cl_ratls_cmw c;
-	struct cl_buf b = { 0 };
+	struct cl_buf b = {0};
 	uint8_t m[sizeof(in)];
 
 	CHECK_EQ_INT(cl_ratls_cmw_parse(in, sizeof(in), &c), CL_OK);
@@ -261,7 +286,7 @@ static void test_cmw_forms(void)
 
 static struct cl_ratls_issue_opts issue_opts(int64_t now)
 {
-	struct cl_ratls_issue_opts o = { 0 };
+	struct cl_ratls_issue_opts o = {0};
 
 	o.attest = devtee_sign;
 	o.now = now;
@@ -313,12 +338,13 @@ static void test_fresh(void)
 	struct cl_ratls_result res;
 	EVP_PKEY *key = NULL, *other = EVP_EC_gen("P-256");
 	X509 *cert = NULL;
-	struct cl_buf f = { 0 };
-	uint8_t nonce[16] = { 7 }, wrong[16] = { 8 };
+	struct cl_buf f = {0};
+	uint8_t nonce[16] = {7}, wrong[16] = {8};
 
 	CHECK_EQ_INT(cl_ratls_issue(&o, &key, &cert), CL_OK);
 	CHECK_EQ_INT(cl_ratls_fresh_evidence(&o, cert, nonce, sizeof(nonce), &f), CL_OK);
-	CHECK_EQ_INT(cl_ratls_verify_fresh(v, f.data, f.len, key, nonce, sizeof(nonce), &res), CL_OK);
+	CHECK_EQ_INT(cl_ratls_verify_fresh(v, f.data, f.len, key, nonce, sizeof(nonce), &res),
+		     CL_OK);
 	cl_ratls_result_free(&res);
 	CHECK_EQ_INT(cl_ratls_verify_fresh(v, f.data, f.len, key, wrong, sizeof(wrong), &res),
 		     CL_ERR_MISMATCH);
@@ -483,20 +509,20 @@ static void test_gramine_real_quote(void)
 {
 	struct cl_buf q = vector_read("sgx/dcap-qvl/sgx_quote");
 	struct cl_ratls_issue_opts o = issue_opts(0);
-	struct cl_ratls_verifier_opts vo = { 0 };
+	struct cl_ratls_verifier_opts vo = {0};
 	struct cl_ratls_verifier *v = NULL;
 	struct cl_ratls_result res;
-	struct cl_buf c = { 0 }, e = { 0 };
+	struct cl_buf c = {0}, e = {0};
 	struct cl_ratls_evidence ev;
-	uint8_t h[CL_MAX_DIGEST] = { 0 };
+	uint8_t h[CL_MAX_DIGEST] = {0};
 	EVP_PKEY *key = NULL;
 	X509 *cert = NULL, *g = NULL;
 	ASN1_OBJECT *obj = OBJ_txt2obj(CL_RATLS_OID_EVIDENCE, 1);
 
 	/* The real quote inside the CCC structure parses back to the same bytes. */
 	CHECK_EQ_INT(cl_ratls_claims_encode(CL_SHA256, h, NULL, 0, &c), CL_OK);
-	CHECK_EQ_INT(cl_ratls_evidence_encode(CL_RATLS_TAG_INTEL_QUOTE, q.data, q.len, c.data, c.len,
-					      &e),
+	CHECK_EQ_INT(cl_ratls_evidence_encode(CL_RATLS_TAG_INTEL_QUOTE, q.data, q.len, c.data,
+					      c.len, &e),
 		     CL_OK);
 	CHECK_EQ_INT(cl_ratls_evidence_parse(e.data, e.len, &ev), CL_OK);
 	CHECK(ev.evidence_len == q.len && memcmp(ev.evidence, q.data, q.len) == 0);

@@ -32,7 +32,7 @@ static void load(void)
 	CHECK(ev != NULL);
 	data = json_object_get(json_array_get(json_object_get(ev, "cert_chain"), 0), "data");
 	CHECK(json_is_array(data));
-	json_array_foreach(data, i, x) {
+	json_array_foreach (data, i, x) {
 		uint8_t c = (uint8_t)json_integer_value(x);
 
 		CHECK_EQ_INT(cl_buf_append(&vcek, &c, 1), CL_OK);
@@ -43,7 +43,7 @@ static void load(void)
 static int verify(const uint8_t *rep, const uint8_t *rd)
 {
 	struct cl_verify_opts o = CL_VERIFY_OPTS_INIT;
-	struct cl_verify_result r = { 0 };
+	struct cl_verify_result r = {0};
 	int rc = 0;
 
 	o.format = CL_FORMAT_SNP;
@@ -109,13 +109,13 @@ static void flip_all(json_t *root, json_t *node, size_t *n, size_t *unconverted)
 		const char *k = NULL;
 		json_t *v = NULL;
 
-		json_object_foreach(node, k, v)
+		json_object_foreach (node, k, v)
 			flip_all(root, v, n, unconverted);
 	} else if (json_is_array(node)) {
 		size_t i = 0;
 		json_t *v = NULL;
 
-		json_array_foreach(node, i, v)
+		json_array_foreach (node, i, v)
 			flip_all(root, v, n, unconverted);
 	} else if (json_is_integer(node)) {
 		json_int_t orig = json_integer_value(node);
@@ -182,7 +182,7 @@ static void test_malformed(void)
 	char *big = NULL;
 
 	/* every key the crate emits is required */
-	json_object_foreach((json_t *)ar, k, v)
+	json_object_foreach ((json_t *)ar, k, v)
 		CHECK_EQ_INT(conv_with(k, NULL), CL_ERR_MALFORMED);
 	CHECK_EQ_INT(conv_with("_reserved_0", json_integer(0)), CL_ERR_MALFORMED);
 	/* newer crates' mitigation vectors: null is zero, a value needs v4+ */

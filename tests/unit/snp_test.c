@@ -46,7 +46,7 @@ static struct cl_verify_opts opts(const struct cl_buf *vcek, const char *at)
 /* Verify; returns status and keeps the claims in *claims when asked. */
 static int verify(const uint8_t *ev, size_t n, const struct cl_verify_opts *o, json_t **claims)
 {
-	struct cl_verify_result r = { 0 };
+	struct cl_verify_result r = {0};
 	int rc = cl_verify_evidence(ev, n, o, &r);
 
 	if (claims) {
@@ -72,7 +72,7 @@ static long long int_claim(json_t *c, const char *key)
 static void test_parse_go_sev_guest(void)
 {
 	struct cl_snp_report r;
-	uint8_t rd[64] = { 1, 2, 3, 4, 5 };
+	uint8_t rd[64] = {1, 2, 3, 4, 5};
 	char hex[2 * 64 + 1];
 
 	CHECK_EQ_INT(cl_snp_report_parse(gsg_report.data, gsg_report.len, &r), CL_OK);
@@ -86,7 +86,8 @@ static void test_parse_go_sev_guest(void)
 	CHECK(r.reported_tcb == UINT64_C(0x4405000000000002));
 	CHECK(memcmp(r.report_data, rd, 64) == 0);
 	cl_hex_encode(r.measurement, 48, hex);
-	CHECK_STR(hex, "b07af9620f3b839b47996422ddec6058338951d984e312115131ea82705eaf5b6bdf8a9ece31a5a608eb0cf2e4872b01");
+	CHECK_STR(hex, "b07af9620f3b839b47996422ddec6058338951d984e312115131ea82705eaf5b6bdf8a9ece3"
+		       "1a5a608eb0cf2e4872b01");
 	cl_hex_encode(r.chip_id, 8, hex);
 	CHECK_STR(hex, "3ac3fe21e13fb099");
 }
@@ -102,7 +103,8 @@ static void test_parse_trustee(void)
 	CHECK_EQ_INT(r.policy, 0x3001f);
 	CHECK(r.reported_tcb == UINT64_C(0x7308000000000003));
 	cl_hex_encode(r.measurement, 48, hex);
-	CHECK_STR(hex, "a1f3930413247bb38cfc171579ea3c12d5fe4901f0c792f63fd75d98f1ef827c23500644e0e692e6be917f9050d3d38c");
+	CHECK_STR(hex, "a1f3930413247bb38cfc171579ea3c12d5fe4901f0c792f63fd75d98f1ef827c23500644e0e"
+		       "692e6be917f9050d3d38c");
 
 	CHECK_EQ_INT(cl_snp_report_parse(tru_vlek_report.data, tru_vlek_report.len, &r), CL_OK);
 	CHECK_EQ_INT(r.version, 3);
@@ -142,22 +144,22 @@ static void test_parse_malformed(void)
 		uint32_t val;
 		int want;
 	} cases[] = {
-		{ 0x00, 1, CL_ERR_UNSUPPORTED },  /* version */
-		{ 0x00, 6, CL_ERR_UNSUPPORTED },
-		{ 0x34, 0, CL_ERR_UNSUPPORTED },  /* signature algorithm */
-		{ 0x34, 2, CL_ERR_UNSUPPORTED },
-		{ 0x48, 2 << 2, CL_ERR_MALFORMED }, /* reserved signing key */
-		{ 0x48, 7 << 2, CL_ERR_UNSUPPORTED }, /* unsigned report */
-		{ 0x48, 1 << 5, CL_ERR_MALFORMED }, /* reserved key_info bit */
-		{ 0x4C, 1, CL_ERR_MALFORMED },    /* reserved */
-		{ 0x30, 4, CL_ERR_MALFORMED },    /* VMPL */
-		{ 0x08, 0, CL_ERR_MALFORMED },    /* policy without bit 17 */
-		{ 0x18C, 1, CL_ERR_MALFORMED },   /* reserved after reported_tcb */
-		{ 0x1F8, 1, CL_ERR_MALFORMED },   /* mitigation vectors in a v2 report */
-		{ 0x290, 1, CL_ERR_MALFORMED },
-		{ 0x2A0 + 48, 1, CL_ERR_MALFORMED }, /* high bytes of r */
-		{ 0x2E8 + 68, 1, CL_ERR_MALFORMED }, /* high bytes of s */
-		{ 0x49C, 1, CL_ERR_MALFORMED },   /* signature padding */
+		{0x00, 1, CL_ERR_UNSUPPORTED}, /* version */
+		{0x00, 6, CL_ERR_UNSUPPORTED},
+		{0x34, 0, CL_ERR_UNSUPPORTED}, /* signature algorithm */
+		{0x34, 2, CL_ERR_UNSUPPORTED},
+		{0x48, 2 << 2, CL_ERR_MALFORMED},   /* reserved signing key */
+		{0x48, 7 << 2, CL_ERR_UNSUPPORTED}, /* unsigned report */
+		{0x48, 1 << 5, CL_ERR_MALFORMED},   /* reserved key_info bit */
+		{0x4C, 1, CL_ERR_MALFORMED},	    /* reserved */
+		{0x30, 4, CL_ERR_MALFORMED},	    /* VMPL */
+		{0x08, 0, CL_ERR_MALFORMED},	    /* policy without bit 17 */
+		{0x18C, 1, CL_ERR_MALFORMED},	    /* reserved after reported_tcb */
+		{0x1F8, 1, CL_ERR_MALFORMED},	    /* mitigation vectors in a v2 report */
+		{0x290, 1, CL_ERR_MALFORMED},
+		{0x2A0 + 48, 1, CL_ERR_MALFORMED}, /* high bytes of r */
+		{0x2E8 + 68, 1, CL_ERR_MALFORMED}, /* high bytes of s */
+		{0x49C, 1, CL_ERR_MALFORMED},	   /* signature padding */
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		memcpy(m, gsg_report.data, CL_SNP_REPORT_SIZE);
@@ -218,7 +220,7 @@ static void test_products_and_urls(void)
 {
 	enum cl_amd_product p = CL_AMD_PRODUCT_COUNT;
 	struct cl_amd_tcb t;
-	uint8_t chip[64] = { 0xcd, 0xcd, 0xcd, 0xcd, 0xcd, 0xcd, 0xcd, 0xcd, 0xee };
+	uint8_t chip[64] = {0xcd, 0xcd, 0xcd, 0xcd, 0xcd, 0xcd, 0xcd, 0xcd, 0xee};
 	char url[1024];
 
 	CHECK(cl_amd_product_from_cpuid(0x19, 0x01, &p) == CL_OK && p == CL_AMD_MILAN);
@@ -237,10 +239,12 @@ static void test_products_and_urls(void)
 	CHECK(t.fmc == 3 && t.bootloader == 1 && t.tee == 2 && t.snp == 4 && t.microcode == 5);
 
 	CHECK_EQ_INT(cl_amd_kds_vcek_url(NULL, CL_AMD_TURIN, chip, &t, url, sizeof(url)), CL_OK);
-	CHECK_STR(url, "https://kdsintf.amd.com/vcek/v1/Turin/cdcdcdcdcdcdcdcd?fmcSPL=3&blSPL=1&teeSPL=2&snpSPL=4&ucodeSPL=5");
+	CHECK_STR(url, "https://kdsintf.amd.com/vcek/v1/Turin/"
+		       "cdcdcdcdcdcdcdcd?fmcSPL=3&blSPL=1&teeSPL=2&snpSPL=4&ucodeSPL=5");
 	cl_amd_tcb_decode(CL_AMD_MILAN, UINT64_C(0x4405000000000002), &t);
 	CHECK_EQ_INT(cl_amd_kds_vcek_url("http://127.0.0.1:1/", CL_AMD_MILAN,
-					 gsg_report.data + 0x1A0, &t, url, sizeof(url)), CL_OK);
+					 gsg_report.data + 0x1A0, &t, url, sizeof(url)),
+		     CL_OK);
 	CHECK(strncmp(url, "http://127.0.0.1:1/vcek/v1/Milan/3ac3fe21e13fb099", 49) == 0);
 	CHECK(strstr(url, "006b5d?blSPL=2&teeSPL=0&snpSPL=5&ucodeSPL=68") != NULL);
 }
@@ -265,7 +269,8 @@ static void test_go_sev_guest(void)
 	CHECK_STR(str_claim(c, "product"), "Milan");
 	CHECK_STR(str_claim(c, "signing_key"), "vcek");
 	CHECK_STR(str_claim(c, "tcb_status"), "Unknown");
-	CHECK_STR(str_claim(c, "measurement"), "b07af9620f3b839b47996422ddec6058338951d984e312115131ea82705eaf5b6bdf8a9ece31a5a608eb0cf2e4872b01");
+	CHECK_STR(str_claim(c, "measurement"), "b07af9620f3b839b47996422ddec6058338951d984e31211513"
+					       "1ea82705eaf5b6bdf8a9ece31a5a608eb0cf2e4872b01");
 	memset(rd, '0', 128);
 	rd[128] = 0;
 	memcpy(rd, "0102030405", 10);
@@ -286,14 +291,16 @@ static void test_go_sev_guest(void)
 
 static void test_trustee(void)
 {
-	const char *times[] = { "2023-06-01T00:00:00Z", "2025-06-01T00:00:00Z" };
+	const char *times[] = {"2023-06-01T00:00:00Z", "2025-06-01T00:00:00Z"};
 	json_t *c = NULL;
 
 	for (int i = 0; i < 2; i++) {
 		struct cl_verify_opts o = opts(&tru_vcek, times[i]);
 
 		CHECK_EQ_INT(verify(tru_report.data, tru_report.len, &o, &c), CL_OK);
-		CHECK_STR(str_claim(c, "measurement"), "a1f3930413247bb38cfc171579ea3c12d5fe4901f0c792f63fd75d98f1ef827c23500644e0e692e6be917f9050d3d38c");
+		CHECK_STR(str_claim(c, "measurement"),
+			  "a1f3930413247bb38cfc171579ea3c12d5fe4901f0c792f63fd75d98f1ef827c23500644"
+			  "e0e692e6be917f9050d3d38c");
 		CHECK_STR(str_claim(c, "signing_key"), "vcek");
 		CHECK_EQ_INT(int_claim(c, "guest_svn"), 4);
 		CHECK(json_is_false(json_object_get(c, "debug")));
@@ -306,7 +313,9 @@ static void test_trustee(void)
 	CHECK_STR(str_claim(c, "product"), "Milan");
 	CHECK_EQ_INT(int_claim(c, "vmpl"), 1);
 	CHECK_EQ_INT(int_claim(c, "version"), 3);
-	CHECK_STR(str_claim(c, "chip_id"), "00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000");
+	CHECK_STR(str_claim(c, "chip_id"),
+		  "00000000000000000000000000000000000000000000000000000000000000000000000000000000"
+		  "000000000000000000000000000000000000000000000000");
 	json_decref(c);
 	/* The VLEK was issued 2024-12-10 for one year. */
 	o = opts(&tru_vlek, "2024-06-01T00:00:00Z");
@@ -357,7 +366,8 @@ static void test_wrong_keys(void)
 	/* No VCEK, nothing cached, no network. */
 	o = opts(NULL, "2025-06-01T00:00:00Z");
 	CHECK_EQ_INT(verify(tru_report.data, tru_report.len, &o, NULL), CL_ERR_COLLATERAL);
-	CHECK_EQ_INT(verify(tru_vlek_report.data, tru_vlek_report.len, &o, NULL), CL_ERR_COLLATERAL);
+	CHECK_EQ_INT(verify(tru_vlek_report.data, tru_vlek_report.len, &o, NULL),
+		     CL_ERR_COLLATERAL);
 	CHECK(strstr(cl_error_detail(), "--vcek") != NULL);
 }
 
@@ -449,7 +459,7 @@ static void test_report_tamper_gsg(void)
 static void cert_tamper(const struct cl_buf *rep, const struct cl_buf *cert)
 {
 	uint8_t *m = malloc(cert->len);
-	struct cl_buf mb = { m, cert->len, cert->len, 0 };
+	struct cl_buf mb = {m, cert->len, cert->len, 0};
 	struct cl_verify_opts o = opts(&mb, "2025-06-01T00:00:00Z");
 	int ok = 0;
 
@@ -484,8 +494,9 @@ static void test_file_cache(void)
 	json_t *c = NULL;
 
 	CHECK_EQ_INT(cl_snp_report_parse(tru_report.data, tru_report.len, &r), CL_OK);
-	CHECK_EQ_INT(cl_amd_vcek_cache_name(CL_AMD_MILAN, r.chip_id, r.reported_tcb, name,
-					    sizeof(name)), CL_OK);
+	CHECK_EQ_INT(
+		cl_amd_vcek_cache_name(CL_AMD_MILAN, r.chip_id, r.reported_tcb, name, sizeof(name)),
+		CL_OK);
 	CHECK_EQ_INT(cl_cache_put(cache_dir, "amd", name, tru_vcek.data, tru_vcek.len), CL_OK);
 	CHECK_EQ_INT(verify(tru_report.data, tru_report.len, &o, &c), CL_OK);
 	CHECK_STR(str_claim(c, "product"), "Milan");

@@ -13,14 +13,14 @@
 #include "cloister/tpm.h"
 #include "test.h"
 
-#define GCP "tpm/go-attestation/windows_gcp_shielded_vm.json"
+#define GCP	"tpm/go-attestation/windows_gcp_shielded_vm.json"
 #define TRUSTEE "tpm/trustee/tpm_evidence.json"
 
 /* A base64 member of a JSON object, decoded. */
 static struct cl_buf b64_of(json_t *o, const char *key)
 {
 	const char *s = json_string_value(json_object_get(o, key));
-	struct cl_buf b = { 0 };
+	struct cl_buf b = {0};
 
 	if (!s || cl_base64_decode(s, strlen(s), &b.data, &b.len) != CL_OK) {
 		fprintf(stderr, "no base64 %s\n", key);
@@ -67,9 +67,9 @@ static void test_gcp(void)
 	json_t *root = load_json(GCP), *claims = NULL, *copy = NULL;
 	json_t *ak = json_object_get(root, "AK"), *q = json_object_get(root, "Quote");
 	json_t *lg = json_object_get(root, "Log");
-	struct cl_buf akb = b64_of(ak, "Public"), buf = { 0 };
+	struct cl_buf akb = b64_of(ak, "Public"), buf = {0};
 	struct cl_verify_opts o = CL_VERIFY_OPTS_INIT;
-	uint8_t nonce[1] = { 0 };
+	uint8_t nonce[1] = {0};
 
 	o.tpm_ak = akb.data;
 	o.tpm_ak_len = akb.len;
@@ -81,12 +81,15 @@ static void test_gcp(void)
 	CHECK(json_is_true(json_object_get(claims, "ak_restricted")));
 	CHECK(json_is_true(json_object_get(claims, "secure_boot")));
 	CHECK_STR(json_string_value(json_object_get(claims, "nonce")), "");
-	CHECK_EQ_INT(json_object_size(json_object_get(json_object_get(claims, "pcrs"), "sha1")), 24);
-	CHECK_STR(json_string_value(json_object_get(json_object_get(json_object_get(claims, "pcrs"),
-								   "sha1"), "0")),
+	CHECK_EQ_INT(json_object_size(json_object_get(json_object_get(claims, "pcrs"), "sha1")),
+		     24);
+	CHECK_STR(json_string_value(json_object_get(
+			  json_object_get(json_object_get(claims, "pcrs"), "sha1"), "0")),
 		  "51c323de0c0c694f4601cdd02beb58ff13629f74");
 	CHECK(json_integer_value(json_object_get(json_object_get(claims, "events"), "count")) > 10);
-	CHECK_EQ_INT(json_integer_value(json_object_get(json_object_get(claims, "events"), "untrusted")), 0);
+	CHECK_EQ_INT(
+		json_integer_value(json_object_get(json_object_get(claims, "events"), "untrusted")),
+		0);
 	CHECK_STR(json_string_value(json_object_get(claims, "measurement")),
 		  "a610f27bc687ce906243287d832706036e79f6e1");
 	json_decref(claims);
@@ -116,7 +119,7 @@ static void test_gcp(void)
 	/* One flipped byte in the quote: first, last, and in extraData/pcrDigest. */
 	{
 		struct cl_buf qb = b64_of(q, "Quote");
-		size_t offs[] = { 0, 10, qb.len / 2, qb.len - 1 };
+		size_t offs[] = {0, 10, qb.len / 2, qb.len - 1};
 
 		for (size_t i = 0; i < sizeof(offs) / sizeof(offs[0]); i++) {
 			copy = json_deep_copy(root);
@@ -194,8 +197,9 @@ static void test_gcp(void)
 	cl_buf_free(&buf);
 	/* A PCR value that is not the quoted one. */
 	copy = json_deep_copy(root);
-	json_object_set_new(json_array_get(json_object_get(json_object_get(copy, "Log"), "PCRs"), 0),
-			    "Digest", json_string("AAAAAAAAAAAAAAAAAAAAAAAAAAA="));
+	json_object_set_new(
+		json_array_get(json_object_get(json_object_get(copy, "Log"), "PCRs"), 0), "Digest",
+		json_string("AAAAAAAAAAAAAAAAAAAAAAAAAAA="));
 	CHECK_EQ_INT(verify_json(copy, &o, NULL), CL_ERR_MISMATCH);
 	json_decref(copy);
 	/* A quoted PCR whose value is missing. */
@@ -259,7 +263,8 @@ static void test_trustee(void)
 	CHECK_STR(json_string_value(json_object_get(claims, "measurement")),
 		  "019de64c9318655e422c3d03831169896e31f02a1d74e4d8fef575bf4e0d75fa");
 	CHECK(json_is_null(json_object_get(claims, "secure_boot")));
-	CHECK_EQ_INT(json_object_size(json_object_get(json_object_get(claims, "pcrs"), "sha256")), 24);
+	CHECK_EQ_INT(json_object_size(json_object_get(json_object_get(claims, "pcrs"), "sha256")),
+		     24);
 	json_decref(claims);
 	/* PEM works as well as DER for the pin. */
 	{
@@ -281,8 +286,9 @@ static void test_trustee(void)
 	}
 	/* PCR 17 changed. */
 	copy = json_deep_copy(root);
-	json_array_set_new(json_object_get(json_object_get(copy, "tpm_quote"), "pcrs"), 17,
-			   json_string("0000000000000000000000000000000000000000000000000000000000000000"));
+	json_array_set_new(
+		json_object_get(json_object_get(copy, "tpm_quote"), "pcrs"), 17,
+		json_string("0000000000000000000000000000000000000000000000000000000000000000"));
 	CHECK_EQ_INT(verify_json(copy, &o, NULL), CL_ERR_MISMATCH);
 	json_decref(copy);
 	/* The GCP AK pinned instead: not the evidence's key. */
@@ -362,7 +368,7 @@ static void test_ak_certificate(void)
 	struct cl_verify_opts o = CL_VERIFY_OPTS_INIT;
 	unsigned char *der = NULL;
 	int dl = i2d_X509(cert, &der);
-	struct cl_buf certb = { der, (size_t)dl, 0, 0 };
+	struct cl_buf certb = {der, (size_t)dl, 0, 0};
 	char *ca_pem = pem_of(ca), *other_pem = pem_of(other);
 
 	set_b64(root, "ak_cert", &certb);
@@ -543,7 +549,7 @@ static void test_tpm2_tools_pcrs(void)
 
 static void test_detect(void)
 {
-	const char *not_tpm[] = { "{}", "{\"quote\": 1}", "[1,2]", "{\"AK\": {}}", "{" };
+	const char *not_tpm[] = {"{}", "{\"quote\": 1}", "[1,2]", "{\"AK\": {}}", "{"};
 	struct cl_buf t = vector_read(TRUSTEE);
 
 	CHECK(cl_tpm_detect(t.data, t.len));
@@ -553,10 +559,13 @@ static void test_detect(void)
 	{
 		struct cl_tpm_evidence ev;
 
-		CHECK_EQ_INT(cl_tpm_evidence_parse((const uint8_t *)"{\"quote\":\"AAAA\"}", 16, &ev),
-			     CL_ERR_MALFORMED);
-		CHECK_EQ_INT(cl_tpm_evidence_parse((const uint8_t *)"{\"quote\":\"!!\",\"signature\":\"AA==\"}",
-						   33, &ev) < 0, 1);
+		CHECK_EQ_INT(
+			cl_tpm_evidence_parse((const uint8_t *)"{\"quote\":\"AAAA\"}", 16, &ev),
+			CL_ERR_MALFORMED);
+		CHECK_EQ_INT(cl_tpm_evidence_parse(
+				     (const uint8_t *)"{\"quote\":\"!!\",\"signature\":\"AA==\"}",
+				     33, &ev) < 0,
+			     1);
 	}
 	{
 		enum cl_format f = CL_FORMAT_AUTO;

@@ -215,28 +215,12 @@ out:
 	return ret;
 }
 
-static const struct {
-	const char *name;
-	int (*fn)(int argc, char **argv);
-} subs[] = {
+static const struct cli_sub subs[] = {
 	{"evidence", cmd_evidence},
 	{"get-resource", cmd_agent_get_resource},
 };
 
 int cmd_agent(int argc, char **argv)
 {
-	if (argc < 2) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
-	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
-		usage(stdout);
-		return 0;
-	}
-	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
-		if (strcmp(argv[1], subs[i].name) == 0)
-			return subs[i].fn(argc - 1, argv + 1);
-	fprintf(stderr, "cloister agent: unknown subcommand '%s'\n", argv[1]);
-	usage(stderr);
-	return EXIT_USAGE;
+	return cli_dispatch("agent", argc, argv, subs, sizeof(subs) / sizeof(subs[0]), usage);
 }

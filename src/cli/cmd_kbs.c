@@ -517,21 +517,11 @@ out:
 
 int cmd_kbs(int argc, char **argv)
 {
-	if (argc < 2) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
-	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
-		usage(stdout);
-		return 0;
-	}
-	if (strcmp(argv[1], "serve") == 0)
-		return cmd_serve(argc - 1, argv + 1);
-	if (strcmp(argv[1], "admin") == 0)
-		return cmd_admin(argc - 1, argv + 1);
-	if (strcmp(argv[1], "audit") == 0)
-		return cmd_audit(argc - 1, argv + 1);
-	fprintf(stderr, "cloister kbs: unknown command '%s'\n\n", argv[1]);
-	usage(stderr);
-	return EXIT_USAGE;
+	static const struct cli_sub subs[] = {
+		{"serve", cmd_serve},
+		{"admin", cmd_admin},
+		{"audit", cmd_audit},
+	};
+
+	return cli_dispatch("kbs", argc, argv, subs, sizeof(subs) / sizeof(subs[0]), usage);
 }

@@ -313,28 +313,12 @@ static int cmd_ak(int argc, char **argv)
 
 int cmd_tpm(int argc, char **argv)
 {
-	static const struct {
-		const char *name;
-		int (*fn)(int, char **);
-	} subs[] = {{"eventlog", cmd_eventlog},
-		    {"import", cmd_import},
-		    {"quote", cmd_quote},
-		    {"ak", cmd_ak}};
+	static const struct cli_sub subs[] = {{"eventlog", cmd_eventlog},
+					      {"import", cmd_import},
+					      {"quote", cmd_quote},
+					      {"ak", cmd_ak}};
 
-	if (argc < 2) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
-	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
-		usage(stdout);
-		return 0;
-	}
 	/* tpm2-tss logs every TPM error to stderr; our own message says enough. */
 	setenv("TSS2_LOG", "all+none", 0);
-	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
-		if (strcmp(argv[1], subs[i].name) == 0)
-			return subs[i].fn(argc - 1, argv + 1);
-	fprintf(stderr, "cloister tpm: unknown subcommand '%s'\n", argv[1]);
-	usage(stderr);
-	return EXIT_USAGE;
+	return cli_dispatch("tpm", argc, argv, subs, sizeof(subs) / sizeof(subs[0]), usage);
 }

@@ -61,7 +61,7 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/test.h $(BUILD)/libcloister.a
 	@echo "  TEST    $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -Isrc -Itests/unit -o $@ $< $(BUILD)/libcloister.a $(LDLIBS)
 
-$(BUILD)/bench/%: bench/%.c $(BUILD)/libcloister.a
+$(BUILD)/bench/%: bench/%.c bench/bench.h $(BUILD)/libcloister.a
 	@mkdir -p $(dir $@)
 	@echo "  BENCH   $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -Isrc -o $@ $< $(BUILD)/libcloister.a $(LDLIBS)

@@ -15,67 +15,8 @@
 #include <openssl/rsa.h>
 
 #include "cloister/evidence.h"
+#include "bench.h"
 #include "cloister/tpm.h"
-
-static double seconds = 1.0;
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static struct cl_buf load(const char *rel)
-{
-	const char *base = getenv("CLOISTER_VECTORS");
-	char path[4096];
-	struct cl_buf b = {0};
-
-	snprintf(path, sizeof(path), "%s/%s", base && *base ? base : "../shared/vectors", rel);
-	if (cl_read_file(path, 0, &b) != CL_OK) {
-		fprintf(stderr, "bench: cannot read %s\n", path);
-		exit(2);
-	}
-	return b;
-}
-
-static double rate(const char *what, int (*fn)(void *), void *arg)
-{
-	double t0 = now(), t = 0;
-	long n = 0;
-
-	if (fn(arg) != 0) {
-		fprintf(stderr, "bench: %s failed: %s\n", what, cl_error_detail());
-		exit(1);
-	}
-	do {
-		for (int i = 0; i < 16; i++)
-			if (fn(arg) != 0) {
-				fprintf(stderr, "bench: %s failed: %s\n", what, cl_error_detail());
-				exit(1);
-			}
-		n += 16;
-		t = now() - t0;
-	} while (t < seconds);
-	return (double)n / t;
-}
-
-struct vcase {
-	struct cl_buf ev;
-	struct cl_verify_opts o;
-};
-
-static int run_verify(void *arg)
-{
-	struct vcase *c = arg;
-	struct cl_verify_result r;
-	int rc = cl_verify_evidence(c->ev.data, c->ev.len, &c->o, &r);
-
-	cl_verify_result_free(&r);
-	return rc;
-}
 
 /* The floor: one RSA PKCS#1 v1.5 verification with a parsed key. */
 struct floor {
@@ -98,7 +39,7 @@ static int run_floor(void *arg)
 
 static void bench_quote(const char *name, const char *rel, const EVP_MD *md)
 {
-	struct vcase c = {load(rel), CL_VERIFY_OPTS_INIT};
+	struct bench_vcase c = {bench_load(rel), CL_VERIFY_OPTS_INIT};
 	struct cl_tpm_evidence ev;
 	TPMT_SIGNATURE sig;
 	struct floor f = {0};
@@ -116,8 +57,8 @@ static void bench_quote(const char *name, const char *rel, const EVP_MD *md)
 	f.msglen = ev.quote_len;
 	f.sig = sig.signature.rsassa.sig.buffer;
 	f.siglen = sig.signature.rsassa.sig.size;
-	ours = rate(name, run_verify, &c);
-	fl = rate("floor", run_floor, &f);
+	ours = bench_rate(name, bench_run_verify, &c);
+	fl = bench_rate("floor", run_floor, &f);
 	printf("%-40s %9.0f /s   floor %9.0f /s (1x RSA-2048 verify)   ratio %.2f\n", name, ours,
 	       fl, ours / fl);
 	EVP_PKEY_free(f.key);
@@ -150,8 +91,8 @@ static int run_replay(void *arg)
 
 static void bench_replay(const char *rel)
 {
-	struct lcase l = {load(rel), 0};
-	double r = rate(rel, run_replay, &l);
+	struct lcase l = {bench_load(rel), 0};
+	double r = bench_rate(rel, run_replay, &l);
 
 	printf("event log replay %-60s %9.0f events/s (%zu events, all banks)\n",
 	       strrchr(rel, '/') + 1, r * (double)l.events, l.events);
@@ -161,9 +102,9 @@ static void bench_replay(const char *rel)
 int main(int argc, char **argv)
 {
 	if (argc > 1)
-		seconds = atof(argv[1]);
-	if (seconds <= 0)
-		seconds = 1.0;
+		bench_seconds = atof(argv[1]);
+	if (bench_seconds <= 0)
+		bench_seconds = 1.0;
 	cl_log_set_level(CL_LOG_ERROR);
 	bench_quote("tpm quote, no log (trustee, SHA-256)", "tpm/trustee/tpm_evidence.json",
 		    EVP_sha256());

@@ -18,67 +18,7 @@
 
 #include "cloister/crypto.h"
 #include "cloister/evidence.h"
-
-static double seconds = 1.0;
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static struct cl_buf load(const char *rel)
-{
-	const char *base = getenv("CLOISTER_VECTORS");
-	char path[4096];
-	struct cl_buf b = {0};
-
-	snprintf(path, sizeof(path), "%s/%s", base && *base ? base : "../shared/vectors", rel);
-	if (cl_read_file(path, 0, &b) != CL_OK) {
-		fprintf(stderr, "bench: cannot read %s\n", path);
-		exit(2);
-	}
-	return b;
-}
-
-/* ops/s of fn(arg) over the configured time; exits if fn ever fails. */
-static double rate(const char *what, int (*fn)(void *), void *arg)
-{
-	double t0 = now(), t = 0;
-	long n = 0;
-
-	if (fn(arg) != 0) { /* warm-up fills caches */
-		fprintf(stderr, "bench: %s failed: %s\n", what, cl_error_detail());
-		exit(1);
-	}
-	do {
-		for (int i = 0; i < 64; i++)
-			if (fn(arg) != 0) {
-				fprintf(stderr, "bench: %s failed: %s\n", what, cl_error_detail());
-				exit(1);
-			}
-		n += 64;
-		t = now() - t0;
-	} while (t < seconds);
-	return (double)n / t;
-}
-
-struct vcase {
-	struct cl_buf ev;
-	struct cl_verify_opts o;
-};
-
-static int run_verify(void *arg)
-{
-	struct vcase *c = arg;
-	struct cl_verify_result r;
-	int rc = cl_verify_evidence(c->ev.data, c->ev.len, &c->o, &r);
-
-	cl_verify_result_free(&r);
-	return rc;
-}
+#include "bench.h"
 
 /* The floor: n ECDSA verifications with parsed keys and DER signatures. */
 struct floor {
@@ -128,8 +68,8 @@ static void report(const char *name, double ours, double floor_rate, const char 
 
 static void bench_snp(void)
 {
-	struct vcase c = {load("sev-snp/trustee/test-report.bin"), CL_VERIFY_OPTS_INIT};
-	struct cl_buf vcek = load("sev-snp/trustee/test-vcek.der");
+	struct bench_vcase c = {bench_load("sev-snp/trustee/test-report.bin"), CL_VERIFY_OPTS_INIT};
+	struct cl_buf vcek = bench_load("sev-snp/trustee/test-vcek.der");
 	struct floor f = {.n = 1, .md = EVP_sha384()};
 	X509 *x = NULL;
 	uint8_t r[72], s[72];
@@ -150,11 +90,11 @@ static void bench_snp(void)
 	cl_reverse(r, 72);
 	cl_reverse(s, 72);
 	f.siglen[0] = raw_to_der(r + 24, s + 24, 48, f.sig[0]);
-	report("snp (VCEK chain cached)", rate("snp", run_verify, &c), rate("floor", run_floor, &f),
-	       "1x P-384 verify");
+	report("snp (VCEK chain cached)", bench_rate("snp", bench_run_verify, &c),
+	       bench_rate("floor", run_floor, &f), "1x P-384 verify");
 	c.o.no_cache = 1;
-	report("snp (chain verified every time)", rate("snp", run_verify, &c),
-	       rate("floor", run_floor, &f), "1x P-384 verify");
+	report("snp (chain verified every time)", bench_rate("snp", bench_run_verify, &c),
+	       bench_rate("floor", run_floor, &f), "1x P-384 verify");
 	EVP_PKEY_free(f.key[0]);
 	X509_free(x);
 	cl_buf_free(&vcek);
@@ -193,7 +133,7 @@ static void dcap_floor(const struct cl_buf *q, size_t body_end, size_t sigdata_o
 
 static void bench_dcap(const char *name, const char *quote, const char *coll, size_t body_end)
 {
-	struct vcase c = {load(quote), CL_VERIFY_OPTS_INIT};
+	struct bench_vcase c = {bench_load(quote), CL_VERIFY_OPTS_INIT};
 	struct floor f = {0};
 	char vpath[4096], label[64];
 	const char *base = getenv("CLOISTER_VECTORS");
@@ -204,13 +144,13 @@ static void bench_dcap(const char *name, const char *quote, const char *coll, si
 	if (cl_time_parse("2025-07-01T00:00:00Z", &c.o.at) != CL_OK)
 		exit(2);
 	dcap_floor(&c.ev, body_end, body_end + 4, &f);
-	double fl = rate("floor", run_floor, &f);
+	double fl = bench_rate("floor", run_floor, &f);
 
 	snprintf(label, sizeof(label), "%s (collateral cached)", name);
-	report(label, rate(name, run_verify, &c), fl, "2x P-256 verify");
+	report(label, bench_rate(name, bench_run_verify, &c), fl, "2x P-256 verify");
 	c.o.no_cache = 1;
 	snprintf(label, sizeof(label), "%s (all collateral checked)", name);
-	report(label, rate(name, run_verify, &c), fl, "2x P-256 verify");
+	report(label, bench_rate(name, bench_run_verify, &c), fl, "2x P-256 verify");
 	EVP_PKEY_free(f.key[0]);
 	EVP_PKEY_free(f.key[1]);
 	cl_buf_free(&c.ev);
@@ -219,10 +159,11 @@ static void bench_dcap(const char *name, const char *quote, const char *coll, si
 int main(int argc, char **argv)
 {
 	if (argc > 1)
-		seconds = atof(argv[1]);
-	if (seconds <= 0)
-		seconds = 1.0;
-	printf("cloister verify benchmark: single thread, %.1fs per case, real vectors\n", seconds);
+		bench_seconds = atof(argv[1]);
+	if (bench_seconds <= 0)
+		bench_seconds = 1.0;
+	printf("cloister verify benchmark: single thread, %.1fs per case, real vectors\n",
+	       bench_seconds);
 	bench_snp();
 	/* TDX v4: header 48 + TD report 584; SGX v3: header 48 + enclave report 384. */
 	bench_dcap("tdx", "tdx/dcap-qvl/tdx_quote", "tdx/dcap-qvl/tdx_quote_collateral.json", 632);

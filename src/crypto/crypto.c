@@ -282,7 +282,78 @@ int cl_x509_from_any(const uint8_t *p, size_t n, X509 **out)
 	return CL_OK;
 }
 
+/*
+ * Decoded PEM chains by SHA-256 of the text, for the same reason as single
+ * certificates: vendor chains arrive unchanged with every piece of evidence
+ * and collateral, and base64 plus DER decoding of each costs more than the
+ * hash. Callers get their own stack of references.
+ */
+#define PEM_CACHE_SLOTS 16
+
+static pthread_mutex_t pem_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	uint8_t hash[32];
+	STACK_OF(X509) *sk;
+} pem_cache[PEM_CACHE_SLOTS];
+static unsigned pem_next;
+
+static STACK_OF(X509) *refs_of(STACK_OF(X509) *sk)
+{
+	STACK_OF(X509) *copy = sk_X509_new_null();
+
+	for (int i = 0; copy && i < sk_X509_num(sk); i++) {
+		X509 *x = sk_X509_value(sk, i);
+
+		if (X509_up_ref(x) != 1 || sk_X509_push(copy, x) <= 0) {
+			sk_X509_pop_free(copy, X509_free);
+			return NULL;
+		}
+	}
+	return copy;
+}
+
+static int chain_from_pem(const uint8_t *p, size_t n, STACK_OF(X509) * *out);
+
 int cl_x509_chain_from_pem(const uint8_t *p, size_t n, STACK_OF(X509) * *out)
+{
+	uint8_t hash[32];
+	STACK_OF(X509) *sk = NULL, *old = NULL;
+
+	CL_ENSURE_MSG(n <= CL_MAX_PEM_CHAIN && n <= INT32_MAX, CL_ERR_MALFORMED,
+		      "certificate chain larger than %d bytes", CL_MAX_PEM_CHAIN);
+	CL_GUARD(cl_digest(CL_SHA256, p, n, hash));
+	pthread_mutex_lock(&pem_lock);
+	for (unsigned i = 0; i < PEM_CACHE_SLOTS && !sk; i++)
+		if (pem_cache[i].sk && memcmp(pem_cache[i].hash, hash, 32) == 0)
+			sk = refs_of(pem_cache[i].sk);
+	pthread_mutex_unlock(&pem_lock);
+	if (sk) {
+		*out = sk;
+		return CL_OK;
+	}
+	CL_GUARD(chain_from_pem(p, n, &sk));
+	old = refs_of(sk);
+	if (old) {
+		unsigned slot = 0;
+
+		pthread_mutex_lock(&pem_lock);
+		slot = pem_next++ % PEM_CACHE_SLOTS;
+		memcpy(pem_cache[slot].hash, hash, 32);
+		/* swap: the slot takes the new references, old gets the evicted ones */
+		{
+			STACK_OF(X509) *evicted = pem_cache[slot].sk;
+
+			pem_cache[slot].sk = old;
+			old = evicted;
+		}
+		pthread_mutex_unlock(&pem_lock);
+		sk_X509_pop_free(old, X509_free);
+	}
+	*out = sk;
+	return CL_OK;
+}
+
+static int chain_from_pem(const uint8_t *p, size_t n, STACK_OF(X509) * *out)
 {
 	BIO *bio = NULL;
 	STACK_OF(X509) *sk = NULL;
@@ -359,34 +430,40 @@ int cl_crl_from_any(const uint8_t *p, size_t n, X509_CRL **out)
 	return CL_OK;
 }
 
-/* CRL signatures already checked: SHA-256 of the CRL and of its issuer, and the epoch. */
-#define CRL_SIG_SLOTS 16
+/*
+ * Signatures already checked: SHA-256 of the signed object (a certificate or
+ * a CRL, whose DER encodings cannot collide) and of its issuer certificate,
+ * with the cache epoch. The verdict of a signature over fixed bytes by a fixed
+ * key never changes, so a hit skips only the public-key operation; times,
+ * names and revocation are still checked on every use.
+ */
+#define SIG_SLOTS 64
 
-static pthread_mutex_t crl_sig_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t sig_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {
 	uint8_t key[64];
 	uint64_t epoch;
 	int used;
-} crl_sig_cache[CRL_SIG_SLOTS];
-static unsigned crl_sig_next;
+} sig_cache[SIG_SLOTS];
+static unsigned sig_next;
 
-static int crl_sig_cached(const uint8_t key[64], int store)
+static int sig_cached(const uint8_t key[64], int store)
 {
 	uint64_t epoch = cl_cache_epoch();
 	int hit = 0;
 
-	pthread_mutex_lock(&crl_sig_lock);
-	for (unsigned i = 0; i < CRL_SIG_SLOTS && !hit; i++)
-		hit = crl_sig_cache[i].used && crl_sig_cache[i].epoch == epoch &&
-		      memcmp(crl_sig_cache[i].key, key, 64) == 0;
+	pthread_mutex_lock(&sig_lock);
+	for (unsigned i = 0; i < SIG_SLOTS && !hit; i++)
+		hit = sig_cache[i].used && sig_cache[i].epoch == epoch &&
+		      memcmp(sig_cache[i].key, key, 64) == 0;
 	if (!hit && store) {
-		unsigned slot = crl_sig_next++ % CRL_SIG_SLOTS;
+		unsigned slot = sig_next++ % SIG_SLOTS;
 
-		memcpy(crl_sig_cache[slot].key, key, 64);
-		crl_sig_cache[slot].epoch = epoch;
-		crl_sig_cache[slot].used = 1;
+		memcpy(sig_cache[slot].key, key, 64);
+		sig_cache[slot].epoch = epoch;
+		sig_cache[slot].used = 1;
 	}
-	pthread_mutex_unlock(&crl_sig_lock);
+	pthread_mutex_unlock(&sig_lock);
 	return hit;
 }
 
@@ -414,13 +491,13 @@ int cl_crl_check(X509_CRL *crl, X509 *issuer, int64_t at)
 	CL_ENSURE_MSG(ikey != NULL, CL_ERR_CHAIN, "CRL issuer has no usable key");
 	CL_GUARD_OSSL(X509_CRL_digest(crl, EVP_sha256(), key, &n1), CL_ERR_CRYPTO);
 	CL_GUARD_OSSL(X509_digest(issuer, EVP_sha256(), key + 32, &n2), CL_ERR_CRYPTO);
-	if (!crl_sig_cached(key, 0)) {
+	if (!sig_cached(key, 0)) {
 		int ok = X509_CRL_verify(crl, ikey);
 
 		ERR_clear_error();
 		CL_ENSURE_MSG(ok == 1, CL_ERR_SIGNATURE, "CRL of %s: signature does not verify",
 			      who);
-		(void)crl_sig_cached(key, 1);
+		(void)sig_cached(key, 1);
 	}
 	CL_ENSURE_MSG(X509_CRL_get0_nextUpdate(crl) != NULL, CL_ERR_CHAIN,
 		      "CRL of %s has no nextUpdate", who);
@@ -431,6 +508,73 @@ int cl_crl_check(X509_CRL *crl, X509 *issuer, int64_t at)
 	CL_ENSURE_MSG(at >= from && at <= until, CL_ERR_EXPIRED,
 		      "CRL of %s is not valid at that time", who);
 	return CL_OK;
+}
+
+/* Is cert's signature by issuer's key good? Through the signature cache. */
+static int cert_sig_ok(X509 *cert, X509 *issuer)
+{
+	uint8_t key[64];
+	unsigned int n1 = 0, n2 = 0;
+	EVP_PKEY *ikey = X509_get0_pubkey(issuer);
+	int ok = 0;
+
+	if (!ikey || X509_digest(cert, EVP_sha256(), key, &n1) != 1 ||
+	    X509_digest(issuer, EVP_sha256(), key + 32, &n2) != 1)
+		return 0;
+	if (sig_cached(key, 0))
+		return 1;
+	ok = X509_verify(cert, ikey) == 1;
+	ERR_clear_error();
+	if (ok)
+		(void)sig_cached(key, 1);
+	return ok;
+}
+
+static int chain_fail(X509_STORE_CTX *ctx, int err, int depth, X509 *cert)
+{
+	X509_STORE_CTX_verify_cb cb = X509_STORE_CTX_get_verify_cb(ctx);
+
+	X509_STORE_CTX_set_error(ctx, err);
+	X509_STORE_CTX_set_error_depth(ctx, depth);
+	X509_STORE_CTX_set_current_cert(ctx, cert);
+	return cb ? cb(0, ctx) : 0;
+}
+
+/*
+ * The signature and validity-time pass of chain verification, in place of
+ * OpenSSL's own (X509_STORE_set_verify): the same checks, but each signature
+ * goes through the signature cache, so an intermediate that appears in
+ * several chains of one verification (Intel's PCK Platform CA signs the PCK
+ * certificate and the PCK CRL) is checked once. As in OpenSSL's default, the
+ * trust anchor's self-signature is not checked: it is pinned.
+ */
+static int verify_chain_sigs(X509_STORE_CTX *ctx)
+{
+	STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(ctx);
+	X509_VERIFY_PARAM *vp = X509_STORE_CTX_get0_param(ctx);
+	time_t t = X509_VERIFY_PARAM_get_time(vp);
+	time_t *when = (X509_VERIFY_PARAM_get_flags(vp) & X509_V_FLAG_USE_CHECK_TIME) ? &t : NULL;
+	int n = sk_X509_num(chain);
+
+	for (int i = n - 1; i >= 0; i--) {
+		X509 *x = sk_X509_value(chain, i);
+		int c = 0;
+
+		if (i + 1 < n && !cert_sig_ok(x, sk_X509_value(chain, i + 1)) &&
+		    !chain_fail(ctx, X509_V_ERR_CERT_SIGNATURE_FAILURE, i, x))
+			return 0;
+		c = X509_cmp_time(X509_get0_notBefore(x), when);
+		if (c == 0 && !chain_fail(ctx, X509_V_ERR_ERROR_IN_CERT_NOT_BEFORE_FIELD, i, x))
+			return 0;
+		if (c > 0 && !chain_fail(ctx, X509_V_ERR_CERT_NOT_YET_VALID, i, x))
+			return 0;
+		c = X509_cmp_time(X509_get0_notAfter(x), when);
+		if (c == 0 && !chain_fail(ctx, X509_V_ERR_ERROR_IN_CERT_NOT_AFTER_FIELD, i, x))
+			return 0;
+		if (c < 0 && !chain_fail(ctx, X509_V_ERR_CERT_HAS_EXPIRED, i, x))
+			return 0;
+	}
+	return 1;
 }
 
 /*
@@ -475,6 +619,7 @@ int cl_x509_verify(X509 *leaf, STACK_OF(X509) * untrusted, STACK_OF(X509) * root
 	unsigned long flags = 0;
 
 	CL_CHECK(store && ctx, CL_ERR_NOMEM, "out of memory");
+	X509_STORE_set_verify(store, verify_chain_sigs);
 	for (int i = 0; i < sk_X509_num(roots); i++)
 		CL_CHECK(X509_STORE_add_cert(store, sk_X509_value(roots, i)) == 1, CL_ERR_CRYPTO,
 			 "cannot add trust anchor");

@@ -5,6 +5,7 @@
  * level consumed exactly, every value's type and size checked.
  */
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 
 #include <openssl/asn1.h>
@@ -121,19 +122,12 @@ static int parse_tcb(const ASN1_TYPE *v, struct cl_intel_pck_info *out)
 	return CL_OK;
 }
 
-int cl_intel_pck_info(X509 *pck, struct cl_intel_pck_info *out)
+static int pck_info_decode(const uint8_t *der, size_t len, struct cl_intel_pck_info *out)
 {
-	const uint8_t *der = NULL;
-	size_t len = 0;
 	STACK_OF(ASN1_TYPE) *sk = NULL;
 	uint32_t seen = 0;
 	int rc = CL_OK;
 
-	memset(out, 0, sizeof(*out));
-	CL_ENSURE_MSG(pck != NULL, CL_ERR_ARG, "no PCK certificate");
-	rc = cl_x509_ext_by_oid(pck, SGX_EXT_OID, &der, &len);
-	CL_ENSURE_MSG(rc == CL_OK, CL_ERR_COLLATERAL, "PCK certificate has no SGX extension");
-	CL_ENSURE_MSG(len <= 4096, CL_ERR_MALFORMED, "PCK SGX extension too large");
 	CL_GUARD(seq_any(der, (long)len, SGX_MAX_ENTRIES, &sk));
 	for (int i = 0; i < sk_ASN1_TYPE_num(sk); i++) {
 		STACK_OF(ASN1_TYPE) *hold = NULL;
@@ -177,5 +171,59 @@ int cl_intel_pck_info(X509 *pck, struct cl_intel_pck_info *out)
 	CL_GUARD(rc);
 	CL_ENSURE_MSG((seen & 0x1eu) == 0x1eu, CL_ERR_MALFORMED,
 		      "PCK SGX extension: PPID, TCB, PCE-ID or FMSPC missing");
+	return CL_OK;
+}
+
+/*
+ * Decoded extensions by SHA-256 of their bytes: decoding walks some thirty
+ * DER items with OpenSSL's generic parser, more than the hash costs, and a
+ * platform presents the same PCK certificate with every quote.
+ */
+#define PCK_INFO_SLOTS 32
+
+static pthread_mutex_t info_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	uint8_t hash[32];
+	struct cl_intel_pck_info info;
+	int used;
+} info_cache[PCK_INFO_SLOTS];
+static unsigned info_next;
+
+int cl_intel_pck_info(X509 *pck, struct cl_intel_pck_info *out)
+{
+	const uint8_t *der = NULL;
+	size_t len = 0;
+	uint8_t hash[32];
+	int rc = CL_OK, hit = 0;
+
+	memset(out, 0, sizeof(*out));
+	CL_ENSURE_MSG(pck != NULL, CL_ERR_ARG, "no PCK certificate");
+	rc = cl_x509_ext_by_oid(pck, SGX_EXT_OID, &der, &len);
+	CL_ENSURE_MSG(rc == CL_OK, CL_ERR_COLLATERAL, "PCK certificate has no SGX extension");
+	CL_ENSURE_MSG(len <= 4096, CL_ERR_MALFORMED, "PCK SGX extension too large");
+	CL_GUARD(cl_digest(CL_SHA256, der, len, hash));
+	pthread_mutex_lock(&info_lock);
+	for (unsigned i = 0; i < PCK_INFO_SLOTS && !hit; i++)
+		if (info_cache[i].used && memcmp(info_cache[i].hash, hash, 32) == 0) {
+			*out = info_cache[i].info;
+			hit = 1;
+		}
+	pthread_mutex_unlock(&info_lock);
+	if (hit)
+		return CL_OK;
+	rc = pck_info_decode(der, len, out);
+	if (rc < 0) {
+		memset(out, 0, sizeof(*out));
+		return rc;
+	}
+	pthread_mutex_lock(&info_lock);
+	{
+		unsigned slot = info_next++ % PCK_INFO_SLOTS;
+
+		memcpy(info_cache[slot].hash, hash, 32);
+		info_cache[slot].info = *out;
+		info_cache[slot].used = 1;
+	}
+	pthread_mutex_unlock(&info_lock);
 	return CL_OK;
 }

@@ -1,4 +1,5 @@
 #include <string.h>
+#include <time.h>
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -215,6 +216,24 @@ static void test_revocation(void)
 	sk_X509_push(untrusted, inter);
 	CHECK_EQ_INT(cl_x509_verify(leaf, untrusted, roots, NULL, 0, &depth), CL_OK);
 	CHECK_EQ_INT(depth, 3);
+	/* A leaf signed by a key other than its issuer's is refused, cached or not. */
+	{
+		X509 *bad = make_cert("test leaf", lk, inter, rk, 4, 0);
+
+		CHECK_EQ_INT(cl_x509_verify(bad, untrusted, roots, NULL, 0, &depth), CL_ERR_CHAIN);
+		cl_cache_bypass(1);
+		CHECK_EQ_INT(cl_x509_verify(bad, untrusted, roots, NULL, 0, &depth), CL_ERR_CHAIN);
+		CHECK_EQ_INT(cl_x509_verify(leaf, untrusted, roots, NULL, 0, &depth), CL_OK);
+		cl_cache_bypass(0);
+		X509_free(bad);
+	}
+	/* Validity is checked at the given time for every certificate in the path. */
+	CHECK_EQ_INT(cl_x509_verify(leaf, untrusted, roots, NULL, (int64_t)time(NULL) + 40 * 86400,
+				    &depth),
+		     CL_ERR_EXPIRED);
+	CHECK_EQ_INT(cl_x509_verify(leaf, untrusted, roots, NULL, (int64_t)time(NULL) - 2 * 86400,
+				    &depth),
+		     CL_ERR_EXPIRED);
 	/* Every certificate below the root needs its issuer's CRL. */
 	sk_X509_CRL_push(crls, root_crl);
 	CHECK_EQ_INT(cl_x509_verify(leaf, untrusted, roots, crls, 0, &depth), CL_ERR_CHAIN);

@@ -4,6 +4,7 @@
 #include "cloister/devtee.h"
 #include "cloister/evidence.h"
 #include "cloister/tpm.h"
+#include "envelope.h"
 #include "internal.h"
 
 static const char *const format_names[] = {"auto", "snp", "tdx", "sgx", "devtee", "tpm"};
@@ -92,6 +93,11 @@ int cl_verify_evidence(const uint8_t *ev, size_t n, const struct cl_verify_opts 
 
 	memset(res, 0, sizeof(*res));
 	cl_error_clear();
+	/* The agent's JSON envelope has its own size cap and names its inner format. */
+	if (fmt != CL_FORMAT_TPM && cl_envelope_detect(ev, n)) {
+		rc = cl_envelope_verify(ev, n, o, &res->format, &claims);
+		goto out;
+	}
 	if (n > CL_MAX_EVIDENCE) {
 		rc = cl_fail(CL_ERR_MALFORMED, "evidence larger than %u bytes", CL_MAX_EVIDENCE);
 		goto out;

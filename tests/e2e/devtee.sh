@@ -69,6 +69,60 @@ expect_exit 1 verify --devtee-root "$S/root.pem" "$TMP/long.bin"
 expect_exit 0 dt run --state "$S" -- env "$NOLEAK" "$CLOISTER" agent evidence --report-data 01 --json
 expect_json format devtee
 expect_json provider devtee
+# A workload that extends two registers through the platform socket, then
+# hands out the envelope; verify checks the log's replay against the report.
+cat >"$TMP/wx.sh" <<'EOF'
+#!/bin/sh
+python3 - <<'PY' || exit 9
+import hashlib, os, socket, struct
+s = socket.socket(fileno=int(os.environ["CLOISTER_DEVTEE_FD"]))
+for idx, ev in ((2, b"app config v1"), (3, b"model weights")):
+    p = struct.pack("<I", idx) + hashlib.sha384(ev).digest() + ev
+    s.send(struct.pack("<HH", 3, len(p)) + p)
+    assert struct.unpack("<HH", s.recv(4096)[:4])[0] == 0
+s.detach()
+PY
+exec env ASAN_OPTIONS=detect_leaks=0 "$CLOISTER" agent evidence --report-data "$1" --json
+EOF
+chmod +x "$TMP/wx.sh"
+expect_exit 0 dt run --state "$S" -- "$TMP/wx.sh" 0a0b
+cp "$OUT" "$TMP/env.json"
+expect_exit 0 verify --devtee-root "$S/root.pem" --report-data 0a0b "$TMP/env.json"
+expect_json status verified
+expect_json format devtee
+expect_json claims.eventlog.1.index 3
+expect_json claims.eventlog.0.data "$(printf 'app config v1' | od -An -tx1 | tr -d ' \n')"
+[ "$(json_get claims.rtmr.2 <"$OUT")" != "$(printf '%096d' 0)" ] || fail "the workload's extend reached the report"
+expect_exit 1 verify --devtee-root "$S/root.pem" --report-data 0a0c "$TMP/env.json"
+expect_exit 1 verify --devtee-root "$TMP/other/root.pem" "$TMP/env.json"
+# mutate IN OUT PYTHON: the envelope with one change (j: the object, or text).
+mutate() {
+	python3 -c 'import base64, json, sys
+j = json.load(open(sys.argv[1]))
+b = lambda k: bytearray(base64.b64decode(j[k]))
+e = lambda v: base64.b64encode(bytes(v)).decode()
+exec(sys.argv[3])
+open(sys.argv[2], "w").write(json.dumps(j) if isinstance(j, dict) else j)' "$@"
+}
+mutate "$TMP/env.json" "$TMP/m.json" 'l = b("eventlog"); l[10] ^= 1; j["eventlog"] = e(l)'
+expect_exit 1 verify --devtee-root "$S/root.pem" "$TMP/m.json"
+grep -q "event log replay does not match" "$OUT" || fail "a tampered digest: $(cat "$OUT")"
+mutate "$TMP/env.json" "$TMP/m.json" 'l = b("eventlog"); j["eventlog"] = e(l[:4 + 48 + 2 + 13])'
+expect_exit 1 verify --devtee-root "$S/root.pem" "$TMP/m.json"
+grep -q "event log replay does not match" "$OUT" || fail "a dropped event: $(cat "$OUT")"
+mutate "$TMP/env.json" "$TMP/m.json" 'l = b("eventlog"); j["eventlog"] = e(l[:-1])'
+expect_exit 1 verify --devtee-root "$S/root.pem" "$TMP/m.json"
+mutate "$TMP/env.json" "$TMP/m.json" 'j["format"] = "snp"'
+expect_exit 1 verify --devtee-root "$S/root.pem" "$TMP/m.json"
+grep -q "envelope says snp but the evidence is devtee" "$OUT" || fail "a wrong format name: $(cat "$OUT")"
+mutate "$TMP/env.json" "$TMP/m.json" 'j["extra"] = 1'
+expect_exit 1 verify --devtee-root "$S/root.pem" "$TMP/m.json"
+mutate "$TMP/env.json" "$TMP/m.json" 'j = json.dumps(j)[:-1] + ", \"format\": \"devtee\"}"'
+expect_exit 1 verify --devtee-root "$S/root.pem" "$TMP/m.json"
+grep -q "duplicate" "$OUT" || fail "a duplicate key: $(cat "$OUT")"
+mutate "$TMP/env.json" "$TMP/m.json" 'r = b("evidence"); r[100] ^= 1; j["evidence"] = e(r)'
+expect_exit 1 verify --devtee-root "$S/root.pem" "$TMP/m.json"
+expect_exit 1 verify --format sgx --devtee-root "$S/root.pem" "$TMP/env.json"
 
 # Debug launches and init-data are part of what is reported.
 printf 'policy = "x"\n' >"$TMP/init.toml"

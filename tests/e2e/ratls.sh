@@ -176,6 +176,36 @@ wait_file "$TMP/c2.addr"
 curl -sf -o /dev/null "http://$(cat "$TMP/c2.addr")/small.bin" && fail "an unattested client got a request through"
 [ "$(hits)" -eq "$before" ] || fail "an unattested client reached the upstream"
 
+# Mutual attestation: both ends in the dev TEE, each appraising the other's
+# launch measurement. Every command line is fixed before launch (the server's
+# port chosen up front) so both measurements can be written down first.
+P3=$($H freeport)
+SERVE3="$CLOISTER serve --listen 127.0.0.1:$P3 --upstream $UP --require-client-attestation --devtee-root $ROOT --reference-values $TMP/rv-clients.json --ready-file $TMP/serve3.addr"
+CONN3="$CLOISTER connect --listen 127.0.0.1:0 --server 127.0.0.1:$P3 --client-attest --devtee-root $ROOT --reference-values $TMP/rv3.json --ready-file $TMP/c3.addr"
+# Same binary and options but another argv, so another measurement.
+CONN4="$CLOISTER connect --listen 127.0.0.1:0 --server 127.0.0.1:$P3 --client-attest --devtee-root $ROOT --reference-values $TMP/rv3.json --ready-file $TMP/c4.addr"
+printf '{"devtee": {"measurement": ["%s"]}}\n' "$("$CLOISTER" devtee measure -- $SERVE3)" >"$TMP/rv3.json"
+printf '{"devtee": {"measurement": ["%s"]}}\n' "$("$CLOISTER" devtee measure -- $CONN3)" >"$TMP/rv-clients.json"
+bg env $NOLEAK "$CLOISTER" devtee run --state "$S" -- $SERVE3 2>"$TMP/serve3.log"
+wait_file "$TMP/serve3.addr"
+bg env $NOLEAK "$CLOISTER" devtee run --state "$S" -- $CONN3 2>"$TMP/c3.log"
+wait_file "$TMP/c3.addr"
+curl -sf -o "$TMP/mutual.small" "http://$(cat "$TMP/c3.addr")/small.bin" ||
+	fail "an attested client in the reference values was refused: $(cat "$TMP/serve3.log")"
+cmp -s "$TMP/mutual.small" "$TMP/www/small.bin" || fail "GET through mutual attestation differs"
+curl -sf -o "$TMP/mutual.echo" --data-binary "@$TMP/www/small.bin" -H 'Content-Type: application/octet-stream' \
+	"http://$(cat "$TMP/c3.addr")/echo" || fail "POST through mutual attestation"
+cmp -s "$TMP/mutual.echo" "$TMP/www/small.bin" || fail "POST through mutual attestation differs"
+grep -q "handshake with a client failed" "$TMP/serve3.log" && fail "serve refused the good client: $(cat "$TMP/serve3.log")"
+before=$(hits)
+bg env $NOLEAK "$CLOISTER" devtee run --state "$S" -- $CONN4 2>"$TMP/c4.log"
+wait_file "$TMP/c4.addr"
+curl -sf -o /dev/null "http://$(cat "$TMP/c4.addr")/small.bin" && fail "an attested client outside the reference values got a request through"
+sleep 0.3
+[ "$(hits)" -eq "$before" ] || fail "a client outside the reference values reached the upstream"
+grep -q "measurement is not in the reference values" "$TMP/serve3.log" ||
+	fail "serve logs why it refused the client: $(cat "$TMP/serve3.log")"
+
 # Graceful shutdown: SIGTERM ends connect with status 0.
 cpid=$(pgrep -f "ready-file $TMP/conn.addr" | head -1)
 if [ -n "$cpid" ]; then

@@ -24,7 +24,8 @@ int cl_format_parse(const char *s, enum cl_format *out)
 			return CL_OK;
 		}
 	}
-	return cl_fail(CL_ERR_ARG, "unknown evidence format '%s' (auto, snp, tdx, sgx, devtee, tpm)", s);
+	return cl_fail(CL_ERR_ARG,
+		       "unknown evidence format '%s' (auto, snp, tdx, sgx, devtee, tpm)", s);
 }
 
 enum cl_format cl_format_detect(const uint8_t *ev, size_t n)

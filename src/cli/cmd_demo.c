@@ -560,7 +560,8 @@ static void show_log(const char *path)
 		cl_buf_free(&b);
 		return;
 	}
-	start = b.len > 2000 ? b.len - 2000 : 0;
+	/* Enough tail to hold the child's own error after any sanitizer chatter. */
+	start = b.len > 8000 ? b.len - 8000 : 0;
 	fprintf(stderr, "--- %s (end) ---\n%.*s\n---\n", path, (int)(b.len - start),
 		(const char *)b.data + start);
 	cl_buf_free(&b);

@@ -69,7 +69,8 @@ expect_exit 1 env TMPDIR=$T "$CLOISTER" demo --port "$(cat "$TMP/busy.port")"
 kill "$holder" 2>/dev/null
 wait "$holder" 2>/dev/null
 grep -q "^demo: FAILED at step 1" "$OUT" || fail "a KBS that cannot start: $(tail -n 1 "$OUT")"
-grep -q "Address already in use" "$ERR" || fail "the failure does not show the KBS's log"
+grep -q "Address already in use" "$ERR" ||
+	fail "the failure does not show the KBS's log; stderr ends: $(tail -c 600 "$ERR")"
 nothing_left "$T" "failed step"
 
 # SIGINT while the KBS runs. The demo is frozen (SIGSTOP) while we look for its

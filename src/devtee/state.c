@@ -111,7 +111,11 @@ static int make_cert(EVP_PKEY *key, X509 **out)
 
 	CL_CHECK(c, CL_ERR_NOMEM, "out of memory");
 	CL_CHECK(RAND_bytes(sn, sizeof(sn)) == 1, CL_ERR_CRYPTO, "no randomness");
-	sn[0] &= 0x7f;
+	/*
+	 * Positive and minimally encoded: a leading zero byte would be DER
+	 * padding that parsers refuse (one root in a few hundred was unreadable).
+	 */
+	sn[0] = (uint8_t)((sn[0] & 0x7f) | 0x40);
 	serial = ASN1_INTEGER_new();
 	CL_CHECK(serial && ASN1_STRING_set(serial, sn, sizeof(sn)) == 1, CL_ERR_NOMEM,
 		 "out of memory");

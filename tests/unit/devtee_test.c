@@ -197,6 +197,17 @@ static void test_root_state(void)
 	CHECK_EQ_INT(cl_devtee_root_load(a, NULL, &c1), CL_OK);
 	CHECK_EQ_INT(cl_devtee_root_load(a, NULL, &c2), CL_OK);
 	CHECK(c1 && c2 && X509_cmp(c1, c2) == 0);
+	/*
+	 * The serial is positive and minimally encoded (a leading zero byte is
+	 * padding DER parsers refuse): 16 bytes, first in 0x40..0x7f.
+	 */
+	{
+		const ASN1_INTEGER *sn = c1 ? X509_get0_serialNumber(c1) : NULL;
+
+		CHECK(sn && ASN1_STRING_length(sn) == 16);
+		CHECK(sn && ASN1_STRING_get0_data(sn)[0] >= 0x40 &&
+		      ASN1_STRING_get0_data(sn)[0] <= 0x7f);
+	}
 	CHECK_EQ_INT(cl_devtee_seal_secret_load(a, s1), CL_OK);
 	CHECK_EQ_INT(cl_devtee_seal_secret_load(a, s2), CL_OK);
 	CHECK(memcmp(s1, s2, 32) == 0);

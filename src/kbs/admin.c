@@ -4,6 +4,7 @@
  * the algorithm must match the configured key's type, so a token cannot pick
  * a weaker one (or "none").
  */
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 
@@ -112,7 +113,8 @@ int cl_kbs_admin_sign(const char *key_path, const char *role, int64_t ttl, char 
 	CL_TRY(key_kind(pk, &ed));
 	hdr = json_pack("{s:s, s:s}", "alg", ed ? "EdDSA" : "ES256", "typ", "JWT");
 	cl = json_pack("{s:I, s:I, s:s}", "iat", (json_int_t)now, "exp",
-		       (json_int_t)(now + (ttl > 0 ? ttl : 300)), "role", role ? role : "admin");
+		       (json_int_t)(now + (ttl > 0 && ttl <= MAX_ADMIN_TTL ? ttl : 300)), "role",
+		       role ? role : "admin");
 	hs = hdr ? json_dumps(hdr, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	cs = cl ? json_dumps(cl, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	h64 = hs ? cl_base64url_encode(hs, strlen(hs)) : NULL;
@@ -175,6 +177,30 @@ static json_t *dec_part(const char *s, size_t n)
 	return j;
 }
 
+/*
+ * exp after at; iat no later than at plus the clock skew; exp - iat (the
+ * lifetime) at most MAX_ADMIN_TTL. exp and iat are whatever 64-bit integers
+ * the token carries, so no sum or difference is taken that could overflow.
+ */
+static int check_times(const json_t *cl, int64_t at)
+{
+	const json_t *je = json_object_get(cl, "exp"), *ji = json_object_get(cl, "iat");
+	int64_t exp = 0, iat = 0, life = 0, latest = 0;
+
+	CL_ENSURE_MSG(json_is_integer(je), CL_ERR_MALFORMED, "admin token has no exp");
+	exp = (int64_t)json_integer_value(je);
+	CL_ENSURE_MSG(exp > at, CL_ERR_EXPIRED, "admin token has expired");
+	CL_ENSURE_MSG(json_is_integer(ji), CL_ERR_MALFORMED, "admin token has no iat");
+	iat = (int64_t)json_integer_value(ji);
+	if (__builtin_add_overflow(at, ADMIN_CLOCK_SKEW, &latest))
+		latest = INT64_MAX;
+	CL_ENSURE_MSG(iat <= latest, CL_ERR_MALFORMED, "admin token iat is in the future");
+	CL_ENSURE_MSG(iat <= exp && !__builtin_sub_overflow(exp, iat, &life) &&
+			      life <= MAX_ADMIN_TTL,
+		      CL_ERR_MALFORMED, "admin token lifetime (exp - iat) is negative or too long");
+	return CL_OK;
+}
+
 int cl_kbs_admin_verify(const struct cl_kbs_admin_key *k, const char *jwt, size_t len, int64_t at,
 			char role[32])
 {
@@ -226,15 +252,7 @@ int cl_kbs_admin_verify(const struct cl_kbs_admin_key *k, const char *jwt, size_
 						  (size_t)(d2 - jwt)) == 1,
 			 CL_ERR_SIGNATURE, "admin token signature does not verify");
 	}
-	CL_CHECK(json_is_integer(json_object_get(cl, "exp")) &&
-			 json_integer_value(json_object_get(cl, "exp")) > at,
-		 CL_ERR_EXPIRED, "admin token has expired");
-	CL_CHECK(json_is_integer(json_object_get(cl, "iat")) &&
-			 json_integer_value(json_object_get(cl, "iat")) <= at + ADMIN_CLOCK_SKEW &&
-			 json_integer_value(json_object_get(cl, "exp")) -
-					 json_integer_value(json_object_get(cl, "iat")) <=
-				 MAX_ADMIN_TTL,
-		 CL_ERR_MALFORMED, "admin token iat is missing, in the future or too old");
+	CL_TRY(check_times(cl, at));
 	r = json_string_value(json_object_get(cl, "role"));
 	CL_CHECK(r && strlen(r) < 32, CL_ERR_MALFORMED, "admin token has no role");
 	snprintf(role, 32, "%s", r);

@@ -37,6 +37,10 @@
 #define CL_MAX_KBS_PATH_PART	64
 #define CL_MAX_KBS_TOKEN	((size_t)64 << 10)
 #define CL_KBS_SESSION_TTL	300
+/* Live (unexpired) sessions in the store at most, by default. */
+#define CL_KBS_MAX_SESSIONS 100000
+/* OpenSSL secure heap for long-lived keys (power of two). */
+#define CL_KBS_SECURE_HEAP ((size_t)1 << 20)
 
 /* --------------------------------------------------------------- protocol */
 
@@ -90,8 +94,14 @@ CL_MUST_USE int cl_kbs_resource_path_check(const char *path, size_t len);
 CL_MUST_USE int cl_kbs_evidence_bytes(const char *tee, const json_t *evidence, struct cl_buf *out,
 				      struct cl_buf *vcek);
 
-/* Problem JSON (RFC 7807) with Trustee's error type name; caller frees. */
+/*
+ * Problem JSON (RFC 7807) with Trustee's error type name; caller frees. The
+ * service passes detail NULL: clients get the fixed message of the type
+ * (cl_kbs_problem_message), never the reason, which goes to the log and the
+ * audit entry instead.
+ */
 char *cl_kbs_problem(const char *name, int status, const char *detail);
+const char *cl_kbs_problem_message(const char *name);
 
 /* ------------------------------------------------------------------- JWE */
 
@@ -133,6 +143,15 @@ CL_MUST_USE int cl_kbs_store_session_new(struct cl_kbs_store *s, const char *id,
 					 const uint8_t nonce[CL_KBS_NONCE_LEN], const char *tee,
 					 int64_t expires);
 /*
+ * Like cl_kbs_store_session_new, but refused with CL_ERR_POLICY (and nothing
+ * written) when the store already holds max sessions unexpired at now. The
+ * count covers every process sharing the store; max <= 0 means no cap.
+ */
+CL_MUST_USE int cl_kbs_store_session_new_capped(struct cl_kbs_store *s, const char *id,
+						const uint8_t nonce[CL_KBS_NONCE_LEN],
+						const char *tee, int64_t now, int64_t expires,
+						int64_t max);
+/*
  * Consume the session's nonce, once: CL_OK and the nonce and tee; else
  * CL_ERR_NOT_FOUND (no such session), CL_ERR_EXPIRED, or CL_ERR_MISMATCH
  * (nonce already used).
@@ -156,6 +175,12 @@ CL_MUST_USE int cl_kbs_store_session_peek(struct cl_kbs_store *s, const char *id
 struct cl_kbs_audit;
 CL_MUST_USE int cl_kbs_store_session_attested(struct cl_kbs_store *s, const char *id, int64_t now,
 					      const char *token, const struct cl_kbs_audit *a);
+/*
+ * A refused attest, in one transaction: spend the session's nonce (if not
+ * spent already) and add the audit entry that says why.
+ */
+CL_MUST_USE int cl_kbs_store_session_rejected(struct cl_kbs_store *s, const char *id,
+					      const struct cl_kbs_audit *a);
 /* The EAR of an attested, unexpired session (*token malloc'd), or
  * CL_ERR_NOT_FOUND. */
 CL_MUST_USE int cl_kbs_store_session_token(struct cl_kbs_store *s, const char *id, int64_t now,
@@ -163,6 +188,15 @@ CL_MUST_USE int cl_kbs_store_session_token(struct cl_kbs_store *s, const char *i
 /* Drop sessions that expired before now. */
 CL_MUST_USE int cl_kbs_store_session_gc(struct cl_kbs_store *s, int64_t now);
 
+/*
+ * Changes with their audit entry: the change and the entry commit in one
+ * transaction, or neither does (a failed audit insert fails the change). The
+ * service makes every change this way; the forms without an entry are for
+ * provisioning a store outside it.
+ */
+CL_MUST_USE int cl_kbs_store_resource_put_audited(struct cl_kbs_store *s, const char *path,
+						  const uint8_t *blob, size_t len,
+						  const struct cl_kbs_audit *a);
 CL_MUST_USE int cl_kbs_store_resource_put(struct cl_kbs_store *s, const char *path,
 					  const uint8_t *blob, size_t len);
 CL_MUST_USE int cl_kbs_store_resource_get(struct cl_kbs_store *s, const char *path,
@@ -172,6 +206,9 @@ CL_MUST_USE int cl_kbs_store_resource_get(struct cl_kbs_store *s, const char *pa
  * prefix. */
 CL_MUST_USE int cl_kbs_store_policy_put(struct cl_kbs_store *s, const char *kind, const char *scope,
 					const char *text, size_t len);
+CL_MUST_USE int cl_kbs_store_policy_put_audited(struct cl_kbs_store *s, const char *kind,
+						const char *scope, const char *text, size_t len,
+						const struct cl_kbs_audit *a);
 CL_MUST_USE int cl_kbs_store_policy_get(struct cl_kbs_store *s, const char *kind, const char *scope,
 					struct cl_buf *text);
 
@@ -229,6 +266,13 @@ struct cl_kbs_config {
 	int threads;			      /* 0 = number of CPUs (at most 16) */
 	double rate_limit;		      /* requests/s per client IP; 0 = unlimited */
 	size_t max_body;		      /* 0 = CL_MAX_KBS_BODY */
+	/*
+	 * The KEK by reference (CL_KBS_KEK_LEN bytes, borrowed), used instead of
+	 * kek when set: lets the caller keep it in OPENSSL_secure_malloc memory
+	 * with no copy in this struct. cl_kbs_new copies it to the secure heap.
+	 */
+	const uint8_t *kek_ref;
+	int64_t max_sessions; /* live sessions in the store; 0 = CL_KBS_MAX_SESSIONS, < 0 none */
 };
 
 struct cl_kbs;
@@ -280,5 +324,14 @@ CL_MUST_USE int cl_kbs_serve(const struct cl_kbs_config *cfg);
  */
 CL_MUST_USE int cl_kbs_state_init(const char *dir);
 CL_MUST_USE int cl_kbs_kek_load(const char *path, uint8_t kek[CL_KBS_KEK_LEN]);
+
+/*
+ * For a process holding the KEK and signing keys: no core dumps (RLIMIT_CORE
+ * 0), not dumpable or ptrace-attachable by its own uid (PR_SET_DUMPABLE 0),
+ * and OpenSSL's secure heap (CL_KBS_SECURE_HEAP, locked and left out of
+ * dumps) set up, so that keys loaded afterwards keep their private parts in
+ * it. Call before loading keys.
+ */
+CL_MUST_USE int cl_kbs_process_harden(void);
 
 #endif

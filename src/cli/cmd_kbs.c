@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 
 #include "cli.h"
 #include "cloister/kbs.h"
@@ -21,7 +22,8 @@ static void usage(FILE *f)
 		   "PEM]\n"
 		   "                          [--session-ttl S] [--token-ttl S] [--threads "
 		   "N]\n"
-		   "                          [--rate-limit R] [verifier options]\n"
+		   "                          [--rate-limit R] [--max-sessions N] [verifier "
+		   "options]\n"
 		   "       cloister kbs admin --kbs URL --admin-key KEY [--role ROLE] "
 		   "[--cacert F] COMMAND\n"
 		   "           put-resource REPO/TYPE/TAG FILE\n"
@@ -52,7 +54,10 @@ static void usage(FILE *f)
 		   "  --token-ttl S       EAR lifetime in seconds (default 300)\n"
 		   "  --threads N         worker threads, 1..32 (default: 4 per CPU)\n"
 		   "  --rate-limit R      requests per second per client IP (default 200; 0 "
-		   "= off)\n" VERIFIER_OPTS_HELP "\n"
+		   "= off)\n"
+		   "  --max-sessions N    live sessions in the store at most; beyond, auth\n"
+		   "                      answers 503 TooManySessions (default 100000; 0 = no "
+		   "cap)\n" VERIFIER_OPTS_HELP "\n"
 		   "admin options:\n"
 		   "  --kbs URL           the KBS base URL\n"
 		   "  --admin-key KEY     admin private key PEM (Ed25519 or P-256)\n"
@@ -82,6 +87,7 @@ enum {
 	OPT_CACERT,
 	OPT_RESOURCE,
 	OPT_SINCE,
+	OPT_MAX_SESSIONS,
 };
 
 static const struct option serve_opts[] = {
@@ -98,6 +104,7 @@ static const struct option serve_opts[] = {
 	{"token-ttl", required_argument, NULL, OPT_TOKEN_TTL},
 	{"threads", required_argument, NULL, OPT_THREADS},
 	{"rate-limit", required_argument, NULL, OPT_RATE},
+	{"max-sessions", required_argument, NULL, OPT_MAX_SESSIONS},
 	{"help", no_argument, NULL, 'h'},
 	VERIFIER_LONGOPTS,
 	{NULL, 0, NULL, 0},
@@ -135,6 +142,7 @@ static int cmd_serve(int argc, char **argv)
 	struct cl_kbs_config cfg = {0};
 	struct verifier_opts vo = {0};
 	struct cl_buf devroot = {0};
+	uint8_t *kek_mem = NULL;
 	const char *state = "./kbs-state", *store = NULL, *kek = NULL, *tkey = NULL, *apub = NULL;
 	const char *devtee_root = NULL;
 	char *p_store = NULL, *p_kek = NULL, *p_tkey = NULL, *p_apub = NULL;
@@ -209,6 +217,13 @@ static int cmd_serve(int argc, char **argv)
 			}
 			cfg.rate_limit = (double)v;
 			break;
+		case OPT_MAX_SESSIONS:
+			if (num_arg(optarg, 0, 100000000, &v) != 0) {
+				rc = bad("--max-sessions must be 0..100000000");
+				goto out;
+			}
+			cfg.max_sessions = v ? v : -1;
+			break;
 		default:
 			usage(stderr);
 			goto out;
@@ -220,6 +235,11 @@ static int cmd_serve(int argc, char **argv)
 		goto out;
 	}
 	rc = 1;
+	/* Before any key is loaded: no core dumps, and keys in the secure heap. */
+	if (cl_kbs_process_harden() != CL_OK) {
+		fprintf(stderr, "cloister kbs: %s\n", cl_error_detail());
+		goto out;
+	}
 	/* The store file and anything else created here holds sealed secrets and
    * sessions. */
 	umask(077);
@@ -254,7 +274,11 @@ static int cmd_serve(int argc, char **argv)
 		}
 		cfg.verify.devtee_root = (const char *)devroot.data;
 	}
-	if (cl_kbs_kek_load(kek ? kek : p_kek, cfg.kek) != CL_OK ||
+	kek_mem = OPENSSL_secure_zalloc(CL_KBS_KEK_LEN);
+	if (!kek_mem)
+		goto out;
+	cfg.kek_ref = kek_mem;
+	if (cl_kbs_kek_load(kek ? kek : p_kek, kek_mem) != CL_OK ||
 	    cl_ear_key_load(tkey ? tkey : p_tkey, &cfg.token_key) != CL_OK ||
 	    cl_kbs_admin_key_load(apub ? apub : p_apub, &cfg.admin_key) != CL_OK) {
 		fprintf(stderr, "cloister kbs: %s\n", cl_error_detail());
@@ -267,6 +291,7 @@ static int cmd_serve(int argc, char **argv)
 	rc = 0;
 out:
 	cl_zeroize(cfg.kek, sizeof(cfg.kek));
+	OPENSSL_secure_clear_free(kek_mem, CL_KBS_KEK_LEN);
 	cl_ear_key_free(cfg.token_key);
 	cl_kbs_admin_key_free(cfg.admin_key);
 	cl_buf_free(&devroot);

@@ -330,6 +330,36 @@ out:
 	return rc;
 }
 
+static const struct {
+	const char *name, *message;
+} problem_messages[] = {
+	{"SerdeError", "the request is malformed"},
+	{"AttestationError", "attestation failed"},
+	{"StorageError", "the store is unavailable; retry later"},
+	{"InternalError", "internal error"},
+	{"PolicyEngineError", "the policy engine failed"},
+	{"InvalidRequestPath", "invalid request path"},
+	{"TokenNotFound", "no attestation token: attest first"},
+	{"TokenVerifierError", "the attestation token is not valid"},
+	{"PolicyDeny", "Access denied by policy"},
+	{"PluginInternalError", "the resource cannot be served"},
+	{"JweError", "the resource cannot be encrypted to the TEE key"},
+	{"AdminAuthAccess", "admin access refused"},
+	{"PayloadTooLarge", "request body too large"},
+	{"ParsePolicyError", "the policy does not parse or compile"},
+	{"RvpsError", "the reference values are malformed"},
+	{"TooManyRequests", "rate limit exceeded; retry later"},
+	{"TooManySessions", "too many open sessions; retry later"},
+};
+
+const char *cl_kbs_problem_message(const char *name)
+{
+	for (size_t i = 0; name && i < sizeof(problem_messages) / sizeof(problem_messages[0]); i++)
+		if (strcmp(name, problem_messages[i].name) == 0)
+			return problem_messages[i].message;
+	return "request refused";
+}
+
 char *cl_kbs_problem(const char *name, int status, const char *detail)
 {
 	char type[160];
@@ -338,7 +368,7 @@ char *cl_kbs_problem(const char *name, int status, const char *detail)
 
 	snprintf(type, sizeof(type), "%s%s", CL_KBS_ERROR_PREFIX, name);
 	j = json_pack("{s:s, s:s, s:i, s:s}", "type", type, "title", name, "status", status,
-		      "detail", detail ? detail : "");
+		      "detail", detail ? detail : cl_kbs_problem_message(name));
 	if (j)
 		s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(j);

@@ -6,12 +6,19 @@
  * Errors follow Trustee: problem JSON with "type" under
  * https://github.com/confidential-containers/kbs/errors/, 401 for
  * attestation and token failures, 403 for a policy denial, 404 for a bad
- * resource path; malformed bodies get 400 and unknown routes 404.
+ * resource path; malformed bodies get 400 and unknown routes 404. A client
+ * gets the type and its fixed message only; why (a policy's Lua error, the
+ * reason evidence was rejected) goes to the log and the audit entry.
+ *
+ * Every side effect commits with its audit entry or not at all: a resource
+ * is released only once its "release" entry has committed, and admin changes
+ * write the change and the entry in one transaction (store.c).
  */
 #include <stdatomic.h>
 #include <string.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "cloister/crypto.h"
@@ -43,6 +50,7 @@ static const char *const tee_names[N_TEES] = {"snp", "tdx", "sgx", "devtee", "ot
 
 struct cl_kbs {
 	struct cl_kbs_config cfg;
+	uint8_t *kek; /* CL_KBS_KEK_LEN bytes in the OpenSSL secure heap */
 	json_t *jwks;
 	atomic_ullong requests[EP_COUNT][6]; /* by status class 1xx..5xx, [0] unused */
 	atomic_ullong lat[EP_COUNT][LAT_BUCKETS + 1];
@@ -62,11 +70,16 @@ int cl_kbs_new(const struct cl_kbs_config *cfg, struct cl_kbs **out)
 		CL_BAIL(CL_ERR_ARG, "kbs: no token signing key");
 	}
 	k->cfg = *cfg;
+	/* Only the secure-heap copy is kept. */
+	cl_zeroize(k->cfg.kek, sizeof(k->cfg.kek));
+	k->cfg.kek_ref = NULL;
+	k->kek = OPENSSL_secure_malloc(CL_KBS_KEK_LEN);
 	k->jwks = cl_ear_key_jwks(cfg->token_key);
-	if (!k->jwks) {
-		free(k);
+	if (!k->jwks || !k->kek) {
+		cl_kbs_free(k);
 		CL_BAIL(CL_ERR_NOMEM, "out of memory");
 	}
+	memcpy(k->kek, cfg->kek_ref ? cfg->kek_ref : cfg->kek, CL_KBS_KEK_LEN);
 	*out = k;
 	return CL_OK;
 }
@@ -76,6 +89,7 @@ void cl_kbs_free(struct cl_kbs *k)
 	if (!k)
 		return;
 	cl_zeroize(k->cfg.kek, sizeof(k->cfg.kek));
+	OPENSSL_secure_clear_free(k->kek, CL_KBS_KEK_LEN);
 	json_decref(k->jwks);
 	free(k);
 }
@@ -90,12 +104,23 @@ void cl_kbs_resp_free(struct cl_kbs_resp *r)
 
 /* --------------------------------------------------------------- helpers */
 
+/*
+ * A refusal: the client gets the type and its fixed message; detail, which
+ * may say what a policy or verifier found, goes to the log only (callers put
+ * it in the audit entry too where there is one).
+ */
 static int problem(struct cl_kbs_resp *r, int status, const char *name, const char *detail)
 {
+	enum cl_log_level lvl = status >= 500			 ? CL_LOG_ERROR
+				: status == 401 || status == 403 ? CL_LOG_WARN
+								 : CL_LOG_INFO;
+
+	if (detail && *detail)
+		cl_log(lvl, "kbs: %d %s: %s", status, name, detail);
 	free(r->body);
 	r->status = status;
 	r->content_type = "application/problem+json";
-	r->body = cl_kbs_problem(name, status, detail);
+	r->body = cl_kbs_problem(name, status, NULL);
 	r->body_len = r->body ? strlen(r->body) : 0;
 	return r->body ? CL_OK : CL_ERR_NOMEM;
 }
@@ -179,16 +204,19 @@ static char *claims_digest(const json_t *claims)
 	return out;
 }
 
-static void audit(struct cl_kbs_store *st, const char *event, const char *path,
-		  const char *decision, const char *policy_id, const json_t *claims,
-		  const char *detail)
+/* Add an audit entry and wait for its commit: CL_OK only once it is durable. */
+static int audit(struct cl_kbs_store *st, const char *event, const char *path, const char *decision,
+		 const char *policy_id, const json_t *claims, const char *detail)
 {
 	char *dg = claims ? claims_digest(claims) : NULL;
 	struct cl_kbs_audit a = {now_s(), event, path, decision, policy_id, dg, detail};
+	int rc = claims && !dg ? cl_fail(CL_ERR_NOMEM, "out of memory")
+			       : cl_kbs_store_audit_add(st, &a);
 
-	if (cl_kbs_store_audit_add(st, &a) != CL_OK)
+	if (rc != CL_OK)
 		cl_log_error("kbs: audit log write failed: %s", cl_error_detail());
 	free(dg);
+	return rc;
 }
 
 /* ------------------------------------------------------------------ auth */
@@ -201,24 +229,23 @@ static int do_auth(struct cl_kbs *k, struct cl_kbs_store *st, const struct cl_kb
 	char id[CL_KBS_SESSION_ID_LEN + 1];
 	char *nb = NULL;
 	json_t *j = NULL;
-	int64_t ttl = k->cfg.session_ttl > 0 ? k->cfg.session_ttl : CL_KBS_SESSION_TTL;
-	int rc = CL_OK;
+	int64_t ttl = k->cfg.session_ttl > 0 ? k->cfg.session_ttl : CL_KBS_SESSION_TTL, now = 0;
+	int64_t max = k->cfg.max_sessions ? k->cfg.max_sessions : CL_KBS_MAX_SESSIONS;
+	int rc = CL_OK, c = 0;
 
-	if (cl_kbs_parse_request(rq->body, rq->body_len, &req) != CL_OK)
-		return problem(r,
-			       cl_error_detail()[0] && strstr(cl_error_detail(), "not supported")
-				       ? 401
-				       : 400,
-			       strstr(cl_error_detail(), "not supported") ? "AttestationError"
-									  : "SerdeError",
+	if ((c = cl_kbs_parse_request(rq->body, rq->body_len, &req)) != CL_OK)
+		return problem(r, c == CL_ERR_UNSUPPORTED ? 401 : 400,
+			       c == CL_ERR_UNSUPPORTED ? "AttestationError" : "SerdeError",
 			       cl_error_detail());
 	if (RAND_bytes(nonce, sizeof(nonce)) != 1 || RAND_bytes(sid, sizeof(sid)) != 1)
 		return problem(r, 500, "InternalError", "no randomness");
 	cl_hex_encode(sid, sizeof(sid), id);
-	if (cl_kbs_store_session_new(st, id, nonce, req.tee, now_s() + ttl) != CL_OK) {
-		cl_log_error("kbs: cannot store session: %s", cl_error_detail());
-		return problem(r, 503, "StorageError", "the session store is unavailable");
-	}
+	now = now_s();
+	c = cl_kbs_store_session_new_capped(st, id, nonce, req.tee, now, now + ttl, max);
+	if (c == CL_ERR_POLICY)
+		return problem(r, 503, "TooManySessions", cl_error_detail());
+	if (c != CL_OK)
+		return problem(r, 503, "StorageError", cl_error_detail());
 	nb = cl_base64_encode(nonce, sizeof(nonce));
 	j = nb ? json_pack("{s:s, s:s}", "nonce", nb, "extra-params", "") : NULL;
 	CL_CHECK(j, CL_ERR_NOMEM, "out of memory");
@@ -297,10 +324,14 @@ static void attest_ctx_free(struct attest_ctx *x)
 	free(x->jwt);
 }
 
-static int attest_fail(struct cl_kbs *k, struct cl_kbs_resp *r, int tee, const char *detail)
+/* A refused attest; why is kept for the audit entry written on the way out. */
+static int attest_fail(struct cl_kbs *k, struct cl_kbs_resp *r, int tee, int status,
+		       const char *name, const char *detail, char *why, size_t cap)
 {
-	atomic_fetch_add(&k->attest[tee][0], 1);
-	return problem(r, 401, "AttestationError", detail);
+	snprintf(why, cap, "%s", detail && *detail ? detail : name);
+	if (tee >= 0)
+		atomic_fetch_add(&k->attest[tee][0], 1);
+	return problem(r, status, name, detail);
 }
 
 static int do_attest(struct cl_kbs *k, struct cl_kbs_store *st, const struct cl_kbs_req *rq,
@@ -312,14 +343,16 @@ static int do_attest(struct cl_kbs *k, struct cl_kbs_store *st, const struct cl_
 	struct cl_ear_opts eo = {0};
 	struct cl_ear_submod sub = {0};
 	uint8_t nonce[CL_KBS_NONCE_LEN], rd[64], *sent = NULL;
-	char id[CL_KBS_SESSION_ID_LEN + 8], tee[16] = "", detail[640];
+	char id[CL_KBS_SESSION_ID_LEN + 8], tee[16] = "", detail[640], why[640] = "";
 	size_t sl = 0;
 	json_t *rdc = NULL, *tok = NULL;
 	char *dg = NULL;
 	int ti = N_TEES - 1, rc = CL_OK, c = 0, spend = 0;
 
 	if (cookie_get(rq->cookie, "kbs-session-id", id, sizeof(id)) != CL_OK || !session_id_ok(id))
-		return attest_fail(k, r, ti, "no kbs-session-id cookie: call /kbs/v0/auth first");
+		return attest_fail(k, r, ti, 401, "AttestationError",
+				   "no kbs-session-id cookie: call /kbs/v0/auth first", why,
+				   sizeof(why));
 	if (cl_kbs_parse_attestation(rq->body, rq->body_len, &x.att) != CL_OK) {
 		rc = problem(r, 400, "SerdeError", cl_error_detail());
 		goto out;
@@ -333,23 +366,27 @@ static int do_attest(struct cl_kbs *k, struct cl_kbs_store *st, const struct cl_
    */
 	c = cl_kbs_store_session_peek(st, id, now_s(), nonce, tee);
 	if (c == CL_ERR_IO) {
-		rc = problem(r, 503, "StorageError", "the session store is unavailable");
+		rc = problem(r, 503, "StorageError", cl_error_detail());
 		goto out;
 	}
 	if (c != CL_OK) {
-		rc = attest_fail(k, r, ti, cl_error_detail());
+		rc = attest_fail(k, r, ti, 401, "AttestationError", cl_error_detail(), why,
+				 sizeof(why));
 		goto out;
 	}
 	ti = tee_index(tee);
 	spend = 1;
 	if (cl_base64_decode(x.att.nonce, strlen(x.att.nonce), &sent, &sl) != CL_OK ||
 	    sl != sizeof(nonce) || !cl_ct_equal(sent, nonce, sizeof(nonce))) {
-		rc = attest_fail(k, r, ti, "runtime-data nonce is not this session's challenge");
+		rc = attest_fail(k, r, ti, 401, "AttestationError",
+				 "runtime-data nonce is not this session's challenge", why,
+				 sizeof(why));
 		goto out;
 	}
 	if (cl_kbs_runtime_data_hash(x.att.runtime_data, rd) != CL_OK ||
 	    cl_kbs_evidence_bytes(tee, x.att.evidence, &x.ev, vo.vcek ? NULL : &x.vcek) != CL_OK) {
-		rc = attest_fail(k, r, ti, cl_error_detail());
+		rc = attest_fail(k, r, ti, 401, "AttestationError", cl_error_detail(), why,
+				 sizeof(why));
 		goto out;
 	}
 	vo.format = format_of(tee);
@@ -361,11 +398,12 @@ static int do_attest(struct cl_kbs *k, struct cl_kbs_store *st, const struct cl_
 	}
 	if (cl_verify_evidence(x.ev.data, x.ev.len, &vo, &x.vr) != CL_OK) {
 		snprintf(detail, sizeof(detail), "evidence rejected: %s", x.vr.reason);
-		rc = attest_fail(k, r, ti, detail);
+		rc = attest_fail(k, r, ti, 401, "AttestationError", detail, why, sizeof(why));
 		goto out;
 	}
 	if (x.att.init_data && check_init_data(x.vr.claims, x.att.init_data) != CL_OK) {
-		rc = attest_fail(k, r, ti, cl_error_detail());
+		rc = attest_fail(k, r, ti, 401, "AttestationError", cl_error_detail(), why,
+				 sizeof(why));
 		goto out;
 	}
 	/* Attestation policy and reference values: the store's, else the configured
@@ -379,8 +417,9 @@ static int do_attest(struct cl_kbs *k, struct cl_kbs_store *st, const struct cl_
 			c = cl_refvalues_parse((const char *)x.rvtext.data, x.rvtext.len, &x.rv);
 	}
 	if (c != CL_OK && c != CL_ERR_NOT_FOUND) {
-		cl_log_error("kbs: attestation policy: %s", cl_error_detail());
-		rc = problem(r, 500, "PolicyEngineError", "the attestation policy cannot be used");
+		snprintf(detail, sizeof(detail), "the attestation policy cannot be used: %s",
+			 cl_error_detail());
+		rc = attest_fail(k, r, -1, 500, "PolicyEngineError", detail, why, sizeof(why));
 		goto out;
 	}
 	actx.nonce = nonce;
@@ -389,8 +428,9 @@ static int do_attest(struct cl_kbs *k, struct cl_kbs_store *st, const struct cl_
 	actx.at = vo.at;
 	if (cl_policy_appraise(x.policy ? x.policy : k->cfg.attest_policy, x.vr.claims,
 			       x.rv ? x.rv : k->cfg.refvalues, &actx, &x.ap) != CL_OK) {
-		cl_log_error("kbs: attestation policy failed: %s", cl_error_detail());
-		rc = problem(r, 500, "PolicyEngineError", cl_error_detail());
+		snprintf(detail, sizeof(detail), "the attestation policy failed: %s",
+			 cl_error_detail());
+		rc = attest_fail(k, r, -1, 500, "PolicyEngineError", detail, why, sizeof(why));
 		goto out;
 	}
 	/* Where Trustee's clients and our resource endpoint find the key
@@ -415,12 +455,13 @@ static int do_attest(struct cl_kbs *k, struct cl_kbs_store *st, const struct cl_
 		/* The token and its audit record commit together. */
 		c = cl_kbs_store_session_attested(st, id, now_s(), x.jwt, &a);
 		if (c == CL_ERR_MISMATCH) {
-			rc = attest_fail(k, r, ti, cl_error_detail());
+			rc = attest_fail(k, r, ti, 401, "AttestationError", cl_error_detail(), why,
+					 sizeof(why));
 			goto out;
 		}
 		if (c != CL_OK) {
-			cl_log_error("kbs: cannot record the attestation: %s", cl_error_detail());
-			rc = problem(r, 503, "StorageError", "the session store is unavailable");
+			rc = attest_fail(k, r, -1, 503, "StorageError", cl_error_detail(), why,
+					 sizeof(why));
 			goto out;
 		}
 		spend = 0;
@@ -430,17 +471,23 @@ static int do_attest(struct cl_kbs *k, struct cl_kbs_store *st, const struct cl_
 	CL_CHECK(tok, CL_ERR_NOMEM, "out of memory");
 	rc = reply_json(r, 200, tok);
 out:
-	if (spend) {
-		uint8_t n2[CL_KBS_NONCE_LEN];
-		char t2[16];
-
-		/* Already spent (a concurrent attempt) is as good as spent here. */
-		if (cl_kbs_store_session_consume(st, id, now_s(), n2, t2) == CL_ERR_IO)
-			cl_log_error("kbs: cannot spend a session nonce: %s", cl_error_detail());
-		cl_zeroize(n2, sizeof(n2));
-	}
 	if (rc < 0 && !r->body)
-		rc = problem(r, 500, "InternalError", "internal error");
+		rc = attest_fail(k, r, -1, 500, "InternalError", cl_error_detail(), why,
+				 sizeof(why));
+	if (spend) {
+		struct cl_kbs_audit a = {now_s(),
+					 "attest",
+					 tee,
+					 "deny",
+					 x.ap.policy_id[0] ? x.ap.policy_id : NULL,
+					 NULL,
+					 why[0] ? why : "refused"};
+
+		/* The nonce is spent together with the entry saying why. */
+		if (cl_kbs_store_session_rejected(st, id, &a) != CL_OK)
+			cl_log_error("kbs: cannot record a refused attestation: %s",
+				     cl_error_detail());
+	}
 	free(sent);
 	free(dg);
 	json_decref(rdc);
@@ -484,6 +531,7 @@ static int do_resource(struct cl_kbs *k, struct cl_kbs_store *st, const struct c
 	const json_t *pub = NULL;
 	struct cl_kbs_decision d = {0};
 	struct cl_buf sealed = {0}, plain = {0};
+	char why[320];
 	int rc = CL_OK;
 
 	if (cl_kbs_resource_path_check(path, strlen(path)) != CL_OK)
@@ -505,38 +553,45 @@ static int do_resource(struct cl_kbs *k, struct cl_kbs_store *st, const struct c
 		goto out;
 	}
 	if (cl_kbs_resource_decide(st, claims, path, &d) != CL_OK) {
-		rc = problem(r, 503, "StorageError", "the policy store is unavailable");
+		rc = problem(r, 503, "StorageError", cl_error_detail());
 		goto out;
 	}
 	if (!d.allow) {
-		audit(st, "deny", path, "deny", d.policy_id, claims, d.reason);
+		/* A refusal stands whether or not its entry could be written. */
+		(void)audit(st, "deny", path, "deny", d.policy_id, claims, d.reason);
 		atomic_fetch_add(&k->releases[0], 1);
-		rc = problem(r, 403, "PolicyDeny", "Access denied by policy");
+		rc = problem(r, 403, "PolicyDeny", d.reason);
 		goto out;
 	}
 	rc = cl_kbs_store_resource_get(st, path, &sealed);
 	if (rc == CL_ERR_NOT_FOUND) {
-		audit(st, "deny", path, "deny", d.policy_id, claims, "no such resource");
+		(void)audit(st, "deny", path, "deny", d.policy_id, claims, "no such resource");
 		rc = problem(r, 404, "InvalidRequestPath", "no such resource");
 		goto out;
 	}
 	if (rc != CL_OK) {
-		rc = problem(r, 503, "StorageError", "the resource store is unavailable");
+		rc = problem(r, 503, "StorageError", cl_error_detail());
 		goto out;
 	}
-	if (cl_kbs_unseal(k->cfg.kek, path, sealed.data, sealed.len, &plain) != CL_OK) {
-		cl_log_error("kbs: %s does not unseal: %s", path, cl_error_detail());
-		audit(st, "deny", path, "deny", d.policy_id, claims,
-		      "stored resource does not unseal");
-		rc = problem(r, 500, "PluginInternalError",
-			     "the stored resource cannot be decrypted");
+	if (cl_kbs_unseal(k->kek, path, sealed.data, sealed.len, &plain) != CL_OK) {
+		snprintf(why, sizeof(why), "stored resource does not unseal: %s",
+			 cl_error_detail());
+		(void)audit(st, "deny", path, "deny", d.policy_id, claims, why);
+		rc = problem(r, 500, "PluginInternalError", why);
 		goto out;
 	}
 	if (cl_kbs_jwe_encrypt(pub, plain.data, plain.len, &jwe) != CL_OK) {
 		rc = problem(r, 401, "JweError", cl_error_detail());
 		goto out;
 	}
-	audit(st, "release", path, "allow", d.policy_id, claims, NULL);
+	/*
+	 * Released only once the entry saying so has committed: with a full disk
+	 * or a store that fails, the client gets 503 and not the secret.
+	 */
+	if (audit(st, "release", path, "allow", d.policy_id, claims, NULL) != CL_OK) {
+		rc = problem(r, 503, "StorageError", "the release could not be audited");
+		goto out;
+	}
 	atomic_fetch_add(&k->releases[1], 1);
 	rc = reply_json(r, 200, jwe);
 out:
@@ -649,12 +704,14 @@ static int do_admin(struct cl_kbs *k, struct cl_kbs_store *st, const struct cl_k
 			return CL_OK;
 		if (rq->body_len > CL_MAX_KBS_RESOURCE)
 			return problem(r, 413, "PayloadTooLarge", "resource too large");
-		if (cl_kbs_seal(k->cfg.kek, path, rq->body, rq->body_len, &sealed) != CL_OK ||
-		    cl_kbs_store_resource_put(st, path, sealed.data, sealed.len) != CL_OK) {
-			rc = problem(r, 503, "StorageError", "cannot store the resource");
+		struct cl_kbs_audit a = {now_s(), "admin", path, "put-resource", NULL, NULL, role};
+
+		if (cl_kbs_seal(k->kek, path, rq->body, rq->body_len, &sealed) != CL_OK ||
+		    cl_kbs_store_resource_put_audited(st, path, sealed.data, sealed.len, &a) !=
+			    CL_OK) {
+			rc = problem(r, 503, "StorageError", cl_error_detail());
 			goto out;
 		}
-		audit(st, "admin", path, "put-resource", NULL, NULL, role);
 		rc = ok_empty(r);
 		goto out;
 	}
@@ -663,6 +720,12 @@ static int do_admin(struct cl_kbs *k, struct cl_kbs_store *st, const struct cl_k
 
 		if (!admin_auth(k, rq, "policy-writer", r, role))
 			return CL_OK;
+		struct cl_kbs_audit a = {
+			now_s(), "admin",
+			scope,	 res ? "set-resource-policy" : "set-attestation-policy",
+			NULL,	 NULL,
+			role};
+
 		if (policy_body(rq, &text, scope, sizeof(scope)) != CL_OK || !scope_ok(scope) ||
 		    (!res && scope[0])) {
 			rc = problem(r, 400, "ParsePolicyError",
@@ -674,13 +737,12 @@ static int do_admin(struct cl_kbs *k, struct cl_kbs_store *st, const struct cl_k
 			rc = problem(r, 400, "ParsePolicyError", cl_error_detail());
 			goto out;
 		}
-		if (cl_kbs_store_policy_put(st, res ? "resource" : "attestation", scope,
-					    (const char *)text.data, text.len) != CL_OK) {
-			rc = problem(r, 503, "StorageError", "cannot store the policy");
+		if (cl_kbs_store_policy_put_audited(st, res ? "resource" : "attestation", scope,
+						    (const char *)text.data, text.len,
+						    &a) != CL_OK) {
+			rc = problem(r, 503, "StorageError", cl_error_detail());
 			goto out;
 		}
-		audit(st, "admin", scope, res ? "set-resource-policy" : "set-attestation-policy",
-		      NULL, NULL, role);
 		rc = ok_empty(r);
 		goto out;
 	}
@@ -692,12 +754,14 @@ static int do_admin(struct cl_kbs *k, struct cl_kbs_store *st, const struct cl_k
 			goto out;
 		}
 		CL_TRY(cl_buf_append(&text, rq->body, rq->body_len));
-		if (cl_kbs_store_policy_put(st, "refvalues", "", (const char *)text.data,
-					    text.len) != CL_OK) {
-			rc = problem(r, 503, "StorageError", "cannot store the reference values");
+		struct cl_kbs_audit a = {now_s(), "admin", "",	"set-reference-values",
+					 NULL,	  NULL,	   role};
+
+		if (cl_kbs_store_policy_put_audited(st, "refvalues", "", (const char *)text.data,
+						    text.len, &a) != CL_OK) {
+			rc = problem(r, 503, "StorageError", cl_error_detail());
 			goto out;
 		}
-		audit(st, "admin", "", "set-reference-values", NULL, NULL, role);
 		rc = ok_empty(r);
 		goto out;
 	}
@@ -728,7 +792,7 @@ static int do_audit(struct cl_kbs *k, struct cl_kbs_store *st, const struct cl_k
 			return problem(r, 400, "SerdeError", "since must be an RFC 3339 time");
 	}
 	if (cl_kbs_store_audit_list(st, since, &list) != CL_OK)
-		return problem(r, 503, "StorageError", "cannot read the audit log");
+		return problem(r, 503, "StorageError", cl_error_detail());
 	j = json_pack("{s:o}", "entries", list);
 	rc = j ? reply_json(r, 200, j) : CL_ERR_NOMEM;
 	json_decref(j);

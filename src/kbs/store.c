@@ -132,7 +132,33 @@ int cl_kbs_store_schema_version(struct cl_kbs_store *s)
 	return (int)v;
 }
 
+/* Statements as one transaction, all or nothing. */
+static int store_unit(struct cl_kbs_store *s, const struct sq_stmt *q, int n)
+{
+	int rc = CL_OK;
+
+	if (s->be->unit)
+		return s->be->unit(s->db, q, n);
+	CL_GUARD(s->be->script(s->db, "BEGIN"));
+	for (int i = 0; i < n; i++) {
+		int64_t ch = 0;
+
+		CL_TRY(s->be->exec(s->db, q[i].sql, q[i].p, q[i].np, q[i].fn, q[i].ctx, &ch));
+		if (q[i].changes)
+			*q[i].changes = ch;
+		CL_CHECK(!q[i].one_row || ch == 1, CL_ERR_MISMATCH,
+			 "the row to update is gone or has changed");
+	}
+	CL_TRY(s->be->script(s->db, "COMMIT"));
+	return CL_OK;
+out:
+	(void)s->be->script(s->db, "ROLLBACK");
+	return rc;
+}
+
 /* ------------------------------------------------------------- sessions */
+
+#define SESSION_INSERT "INSERT INTO sessions (id, nonce, tee, expires) VALUES (?1, ?2, ?3, ?4)"
 
 int cl_kbs_store_session_new(struct cl_kbs_store *s, const char *id,
 			     const uint8_t nonce[CL_KBS_NONCE_LEN], const char *tee,
@@ -140,9 +166,44 @@ int cl_kbs_store_session_new(struct cl_kbs_store *s, const char *id,
 {
 	struct sq_val p[] = {SQ_T(id), SQ_B(nonce, CL_KBS_NONCE_LEN), SQ_T(tee), SQ_I(expires)};
 
-	return s->be->exec(s->db,
-			   "INSERT INTO sessions (id, nonce, tee, expires) VALUES (?1, ?2, ?3, ?4)",
-			   p, 4, NULL, NULL, NULL);
+	return s->be->exec(s->db, SESSION_INSERT, p, 4, NULL, NULL, NULL);
+}
+
+struct cap_ctx {
+	int64_t max;
+};
+
+static int row_cap(void *ctx, int n, const struct sq_val *c)
+{
+	const struct cap_ctx *x = ctx;
+
+	CL_ENSURE_MSG(n >= 1 && c[0].type == SQ_INT, CL_ERR_MALFORMED, "store: bad count row");
+	CL_ENSURE_MSG(c[0].i <= x->max, CL_ERR_POLICY,
+		      "the session table is full (%lld live sessions)", (long long)x->max);
+	return CL_OK;
+}
+
+int cl_kbs_store_session_new_capped(struct cl_kbs_store *s, const char *id,
+				    const uint8_t nonce[CL_KBS_NONCE_LEN], const char *tee,
+				    int64_t now, int64_t expires, int64_t max)
+{
+	struct sq_val p[] = {SQ_T(id), SQ_B(nonce, CL_KBS_NONCE_LEN), SQ_T(tee), SQ_I(expires)};
+	struct sq_val pc[] = {SQ_I(now)};
+	struct cap_ctx cx = {max};
+	/*
+	 * Insert, then count the live sessions in the same transaction and roll
+	 * back when that makes one too many. Every process sharing the store
+	 * counts the same table; concurrent PostgreSQL transactions can each miss
+	 * the other's row, so the cap can be passed by at most the number of
+	 * concurrent inserts.
+	 */
+	struct sq_stmt q[] = {
+		{SESSION_INSERT, p, 4, NULL, NULL, NULL, 1},
+		{"SELECT COUNT(*) FROM sessions WHERE expires > ?1", pc, 1, row_cap, &cx, NULL, 0}};
+
+	if (max <= 0)
+		return cl_kbs_store_session_new(s, id, nonce, tee, expires);
+	return store_unit(s, q, 2);
 }
 
 struct consume_ctx {
@@ -219,30 +280,6 @@ int cl_kbs_store_session_set_token(struct cl_kbs_store *s, const char *id, const
 			   NULL, NULL, NULL);
 }
 
-/* Statements as one transaction, all or nothing. */
-static int store_unit(struct cl_kbs_store *s, const struct sq_stmt *q, int n)
-{
-	int rc = CL_OK;
-
-	if (s->be->unit)
-		return s->be->unit(s->db, q, n);
-	CL_GUARD(s->be->script(s->db, "BEGIN"));
-	for (int i = 0; i < n; i++) {
-		int64_t ch = 0;
-
-		CL_TRY(s->be->exec(s->db, q[i].sql, q[i].p, q[i].np, q[i].fn, q[i].ctx, &ch));
-		if (q[i].changes)
-			*q[i].changes = ch;
-		CL_CHECK(!q[i].one_row || ch == 1, CL_ERR_MISMATCH,
-			 "the row to update is gone or has changed");
-	}
-	CL_TRY(s->be->script(s->db, "COMMIT"));
-	return CL_OK;
-out:
-	(void)s->be->script(s->db, "ROLLBACK");
-	return rc;
-}
-
 static struct sq_val opt_text(const char *t)
 {
 	struct sq_val v = {0};
@@ -280,6 +317,18 @@ int cl_kbs_store_session_attested(struct cl_kbs_store *s, const char *id, int64_
 	if (rc == CL_ERR_MISMATCH)
 		return cl_fail(rc, "the session's nonce has already been used or expired");
 	return rc;
+}
+
+int cl_kbs_store_session_rejected(struct cl_kbs_store *s, const char *id,
+				  const struct cl_kbs_audit *a)
+{
+	struct sq_val p[] = {SQ_T(id)}, ap[] = AUDIT_PARAMS(a);
+	/* Spent already (a concurrent attempt) is as good as spent: no one_row. */
+	struct sq_stmt q[] = {{"UPDATE sessions SET state = 1 WHERE id = ?1 AND state = 0", p, 1,
+			       NULL, NULL, NULL, 0},
+			      {AUDIT_INSERT, ap, 7, NULL, NULL, NULL, 0}};
+
+	return store_unit(s, q, 2);
 }
 
 int cl_kbs_store_session_peek(struct cl_kbs_store *s, const char *id, int64_t now,
@@ -331,16 +380,40 @@ int cl_kbs_store_session_gc(struct cl_kbs_store *s, int64_t now)
 
 /* ------------------------------------------------------------ resources */
 
+/*
+ * A change with its audit record: both statements in one transaction (one
+ * savepoint of a group commit with SQLite), so a crash, a full disk or a
+ * failed audit insert leaves neither. Without an audit record the change runs
+ * alone, for provisioning a store outside the service.
+ */
+static int change_unit(struct cl_kbs_store *s, const struct sq_stmt *change,
+		       const struct cl_kbs_audit *a)
+{
+	struct sq_val ap[] = AUDIT_PARAMS(a ? a : &(struct cl_kbs_audit){0});
+	struct sq_stmt q[2] = {*change, {AUDIT_INSERT, ap, 7, NULL, NULL, NULL, 0}};
+
+	if (!a)
+		return s->be->exec(s->db, change->sql, change->p, change->np, NULL, NULL, NULL);
+	return store_unit(s, q, 2);
+}
+
+#define RESOURCE_UPSERT                                                                            \
+	"INSERT INTO resources (path, blob, updated) VALUES (?1, ?2, ?3)"                          \
+	" ON CONFLICT (path) DO UPDATE SET blob = excluded.blob, updated = excluded.updated"
+
+int cl_kbs_store_resource_put_audited(struct cl_kbs_store *s, const char *path, const uint8_t *blob,
+				      size_t len, const struct cl_kbs_audit *a)
+{
+	struct sq_val p[] = {SQ_T(path), SQ_B(blob, len), SQ_I((int64_t)time(NULL))};
+	struct sq_stmt q = {RESOURCE_UPSERT, p, 3, NULL, NULL, NULL, 0};
+
+	return change_unit(s, &q, a);
+}
+
 int cl_kbs_store_resource_put(struct cl_kbs_store *s, const char *path, const uint8_t *blob,
 			      size_t len)
 {
-	struct sq_val p[] = {SQ_T(path), SQ_B(blob, len), SQ_I((int64_t)time(NULL))};
-
-	return s->be->exec(s->db,
-			   "INSERT INTO resources (path, blob, updated) VALUES (?1, ?2, ?3)"
-			   " ON CONFLICT (path) DO UPDATE SET blob = excluded.blob, updated = "
-			   "excluded.updated",
-			   p, 3, NULL, NULL, NULL);
+	return cl_kbs_store_resource_put_audited(s, path, blob, len, NULL);
 }
 
 struct blob_ctx {
@@ -375,18 +448,29 @@ int cl_kbs_store_resource_get(struct cl_kbs_store *s, const char *path, struct c
 
 /* -------------------------------------------------------------- policies */
 
+int cl_kbs_store_policy_put_audited(struct cl_kbs_store *s, const char *kind, const char *scope,
+				    const char *text, size_t len, const struct cl_kbs_audit *a)
+{
+	struct sq_val p[] = {SQ_T(kind), SQ_T(scope), SQ_T(text), SQ_I((int64_t)time(NULL))};
+	struct sq_stmt q = {
+		"INSERT INTO policies (kind, scope, text, updated) VALUES (?1, ?2, ?3, ?4)"
+		" ON CONFLICT (kind, scope) DO UPDATE SET text = excluded.text,"
+		" updated = excluded.updated",
+		p,
+		4,
+		NULL,
+		NULL,
+		NULL,
+		0};
+
+	CL_ENSURE_MSG(strlen(text) == len, CL_ERR_MALFORMED, "policy text contains NUL bytes");
+	return change_unit(s, &q, a);
+}
+
 int cl_kbs_store_policy_put(struct cl_kbs_store *s, const char *kind, const char *scope,
 			    const char *text, size_t len)
 {
-	struct sq_val p[] = {SQ_T(kind), SQ_T(scope), SQ_T(text), SQ_I((int64_t)time(NULL))};
-
-	CL_ENSURE_MSG(strlen(text) == len, CL_ERR_MALFORMED, "policy text contains NUL bytes");
-	return s->be->exec(s->db,
-			   "INSERT INTO policies (kind, scope, text, updated) VALUES (?1, ?2, ?3, "
-			   "?4)"
-			   " ON CONFLICT (kind, scope) DO UPDATE SET text = excluded.text,"
-			   " updated = excluded.updated",
-			   p, 4, NULL, NULL, NULL);
+	return cl_kbs_store_policy_put_audited(s, kind, scope, text, len, NULL);
 }
 
 int cl_kbs_store_policy_get(struct cl_kbs_store *s, const char *kind, const char *scope,

@@ -146,19 +146,24 @@ expect_exit 1 env CLOISTER_TSM_PATH=/nonexistent CLOISTER_SEV_GUEST=/nonexistent
 # The workload cannot reach the platform's key.
 expect_exit 0 dt run --state "$S" -- sh -c "cat '$S/root.key' >/dev/null 2>&1 && exit 1; exit 0"
 
-# Killing the platform ends the workload.
-"$CLOISTER" devtee run --state "$S" -- sh -c "echo \$\$ >'$TMP/pid'; exec sleep 300" >/dev/null 2>&1 &
+# Killing the platform ends the workload and everything it started. The
+# workload runs in its own PID namespace, so it is found from outside by a
+# marker in its arguments.
+mark=$$
+"$CLOISTER" devtee run --state "$S" -- sh -c "sleep 301.$mark & exec sleep 300.$mark" >/dev/null 2>&1 &
 plat=$!
 i=0
-while [ ! -s "$TMP/pid" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-wpid=$(cat "$TMP/pid" 2>/dev/null)
-if [ -z "$wpid" ] || ! kill -0 "$wpid" 2>/dev/null; then
+while ! { pgrep -f "sleep 300.$mark" && pgrep -f "sleep 301.$mark"; } >/dev/null && [ $i -lt 100 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+if ! pgrep -f "sleep 300.$mark" >/dev/null || ! pgrep -f "sleep 301.$mark" >/dev/null; then
 	fail "the workload did not start"
 else
 	kill -9 "$plat"
 	i=0
-	while kill -0 "$wpid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-	kill -0 "$wpid" 2>/dev/null && { fail "the workload outlived its platform"; kill -9 "$wpid"; }
+	while pgrep -f "sleep 30[01].$mark" >/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	pgrep -f "sleep 30[01].$mark" >/dev/null && { fail "the workload outlived its platform"; pkill -9 -f "sleep 30[01].$mark"; }
 fi
 wait "$plat" 2>/dev/null
 

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -378,6 +379,12 @@ static int workload(const char *out, const char *state_dir)
 
 	if (!f)
 		return 10;
+	/* A binary starts non-dumpable: the platform executes an execute-only copy. */
+	if (prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0)
+		return 20;
+	/* Its own PID namespace: the workload is not the namespace's init, the platform's is. */
+	if (getpid() == 1 || getppid() != 1)
+		return 21;
 	memset(rd, 0x5a, sizeof(rd));
 	memset(d, 1, sizeof(d));
 	if (cl_attest_open(NULL, &a) != CL_OK || cl_attest_kind(a) != CL_ATTEST_DEVTEE)

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cloister/kbs.h"
+#include "kbs/internal.h"
 #include "test.h"
 
 static char tmpdir[] = "/tmp/kbs-store-XXXXXX";
@@ -268,6 +269,54 @@ static void run_store(const char *url)
 			  "why");
 		CHECK_STR(json_string_value(json_object_get(json_array_get(list, n0), "time")),
 			  "1970-01-01T00:33:20Z");
+		json_decref(list);
+	}
+	/* changes with their audit entry, session cap, refused attests (both backends) */
+	{
+		struct cl_kbs_audit a = {3000, "admin", "r/t/c", "put-resource", NULL, NULL, "t"};
+		struct cl_kbs_audit d = {3000, "attest", "devtee", "deny", NULL, NULL, "nope"};
+		char cid[40];
+		size_t n0 = 0;
+
+		CHECK_EQ_INT(cl_kbs_store_audit_list(s, 3000, &list), CL_OK);
+		n0 = json_array_size(list);
+		json_decref(list);
+		CHECK_EQ_INT(
+			cl_kbs_store_resource_put_audited(s, "r/t/c", (const uint8_t *)"x", 1, &a),
+			CL_OK);
+		CHECK_EQ_INT(cl_kbs_store_policy_put_audited(s, "resource", "r/t", "v3", 2, &a),
+			     CL_OK);
+		/* with no audit table to write to, the change is undone with its entry */
+		CHECK_EQ_INT(s->be->script(s->db, "ALTER TABLE audit RENAME TO audit_off"), CL_OK);
+		CHECK(cl_kbs_store_resource_put_audited(s, "r/t/c", (const uint8_t *)"y", 1, &a) !=
+		      CL_OK);
+		CHECK(cl_kbs_store_policy_put_audited(s, "resource", "r/t", "v4", 2, &a) != CL_OK);
+		CHECK_EQ_INT(s->be->script(s->db, "ALTER TABLE audit_off RENAME TO audit"), CL_OK);
+		CHECK_EQ_INT(cl_kbs_store_resource_get(s, "r/t/c", &b), CL_OK);
+		CHECK(b.len == 1 && b.data[0] == 'x');
+		cl_buf_free(&b);
+		CHECK_EQ_INT(cl_kbs_store_policy_get(s, "resource", "r/t", &b), CL_OK);
+		CHECK(b.len == 2 && memcmp(b.data, "v3", 2) == 0);
+		cl_buf_free(&b);
+		CHECK_EQ_INT(cl_kbs_store_audit_list(s, 3000, &list), CL_OK);
+		CHECK_EQ_INT(json_array_size(list), n0 + 2);
+		json_decref(list);
+		snprintf(cid, sizeof(cid), "cap-%lld", (long long)now);
+		CHECK_EQ_INT(cl_kbs_store_session_gc(s, now + 100000), CL_OK);
+		CHECK_EQ_INT(
+			cl_kbs_store_session_new_capped(s, cid, nonce, "snp", now, now + 60, 1),
+			CL_OK);
+		cid[0] = 'd';
+		CHECK_EQ_INT(
+			cl_kbs_store_session_new_capped(s, cid, nonce, "snp", now, now + 60, 1),
+			CL_ERR_POLICY);
+		CHECK_EQ_INT(cl_kbs_store_session_consume(s, cid, now, got, tee), CL_ERR_NOT_FOUND);
+		cid[0] = 'c';
+		CHECK_EQ_INT(cl_kbs_store_session_rejected(s, cid, &d), CL_OK);
+		CHECK_EQ_INT(cl_kbs_store_session_consume(s, cid, now, got, tee), CL_ERR_MISMATCH);
+		CHECK_EQ_INT(cl_kbs_store_session_rejected(s, cid, &d), CL_OK);
+		CHECK_EQ_INT(cl_kbs_store_audit_list(s, 3000, &list), CL_OK);
+		CHECK_EQ_INT(json_array_size(list), n0 + 4);
 		json_decref(list);
 	}
 	cl_kbs_store_close(s);

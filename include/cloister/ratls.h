@@ -225,6 +225,11 @@ enum cl_ratls_mode {
 
 #define CL_RATLS_WATERMARK  ((size_t)1 << 20)
 #define CL_RATLS_FRESH_PATH "/.well-known/cloister/attestation"
+/* Defaults of the limits below. */
+#define CL_RATLS_MAX_CONNS	    1024 /* lowered to what RLIMIT_NOFILE allows */
+#define CL_RATLS_MAX_CONNS_PER_ADDR 128
+#define CL_RATLS_HANDSHAKE_SECS	    15
+#define CL_RATLS_IDLE_SECS	    300
 
 struct cl_ratls_proxy_opts {
 	enum cl_ratls_mode mode;
@@ -248,6 +253,22 @@ struct cl_ratls_proxy_opts {
 	int unverified;
 	size_t watermark;   /* bytes buffered per direction before reading stops; 0: 1 MiB */
 	int64_t drain_secs; /* graceful shutdown: how long open connections may finish; 0: 10 */
+	/*
+	 * Open connections at most; more are accepted and closed at once.
+	 * 0: CL_RATLS_MAX_CONNS, or fewer when RLIMIT_NOFILE cannot hold that
+	 * many (two descriptors each).
+	 */
+	int max_conns;
+	/* Open connections from one client address at most; 0: the default, < 0: no cap. */
+	int max_conns_per_addr;
+	/*
+	 * From accept to forwarding: the TLS handshake, verification and (serve)
+	 * the attestation request or (connect --fresh) its answer, as one
+	 * deadline that no trickle of bytes extends; 0: CL_RATLS_HANDSHAKE_SECS.
+	 */
+	int64_t handshake_secs;
+	/* Close a connection with no bytes either way this long; 0: CL_RATLS_IDLE_SECS, < 0: never. */
+	int64_t idle_secs;
 };
 
 struct cl_ratls_proxy;

@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "cloister/ratls.h"
+#include "ratls_limits.h"
 #include "verifier_opts.h"
 
 int ratls_write_ready(const char *path, const char *addr);
@@ -38,7 +39,8 @@ static void usage(FILE *f)
 		"  --client-attest       present an attested client certificate (inside a TEE)\n"
 		"  --attester KIND       evidence source for --client-attest (default auto)\n"
 		"  --ready-file FILE     write the bound HOST:PORT there once "
-		"listening\n" VERIFIER_OPTS_HELP "  -h, --help            show this help\n");
+		"listening\n" RATLS_LIMITS_HELP VERIFIER_OPTS_HELP
+		"  -h, --help            show this help\n");
 }
 
 enum {
@@ -51,6 +53,7 @@ enum {
 	OPT_CLIENT_ATTEST,
 	OPT_ATTESTER,
 	OPT_READY,
+	OPT_LIMITS_FIRST,
 };
 
 static const struct option longopts[] = {
@@ -63,6 +66,7 @@ static const struct option longopts[] = {
 	{"client-attest", no_argument, NULL, OPT_CLIENT_ATTEST},
 	{"attester", required_argument, NULL, OPT_ATTESTER},
 	{"ready-file", required_argument, NULL, OPT_READY},
+	RATLS_LIMITS_LONGOPTS(OPT_LIMITS_FIRST),
 	VERIFIER_LONGOPTS,
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
@@ -150,6 +154,11 @@ int cmd_ratls_connect(int argc, char **argv)
 			ready = optarg;
 			break;
 		default:
+			r = ratls_limit_opt(c - OPT_LIMITS_FIRST, optarg, "connect", &po);
+			if (r < 0)
+				goto out;
+			if (r > 0)
+				break;
 			r = verifier_opts_handle(&vo, c, optarg);
 			if (r > 0)
 				break;

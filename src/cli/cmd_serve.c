@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "cloister/ratls.h"
+#include "ratls_limits.h"
 #include "verifier_opts.h"
 
 static void usage(FILE *f)
@@ -34,7 +35,8 @@ static void usage(FILE *f)
 		"  --allow-warning       accept clients appraised \"warning\", not only "
 		"\"affirming\"\n"
 		"  --ready-file FILE     write the bound HOST:PORT there once "
-		"serving\n" VERIFIER_OPTS_HELP "  -h, --help            show this help\n",
+		"serving\n" RATLS_LIMITS_HELP VERIFIER_OPTS_HELP
+		"  -h, --help            show this help\n",
 		CL_RATLS_FRESH_PATH);
 }
 
@@ -48,6 +50,7 @@ enum {
 	OPT_REQUIRE,
 	OPT_ALLOW_WARNING,
 	OPT_READY,
+	OPT_LIMITS_FIRST, /* see ratls_limit_opt */
 };
 
 static const struct option longopts[] = {
@@ -60,10 +63,50 @@ static const struct option longopts[] = {
 	{"require-client-attestation", no_argument, NULL, OPT_REQUIRE},
 	{"allow-warning", no_argument, NULL, OPT_ALLOW_WARNING},
 	{"ready-file", required_argument, NULL, OPT_READY},
+	RATLS_LIMITS_LONGOPTS(OPT_LIMITS_FIRST),
 	VERIFIER_LONGOPTS,
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
 };
+
+int ratls_limit_opt(int which, const char *arg, const char *cmd, struct cl_ratls_proxy_opts *po)
+{
+	static const struct {
+		const char *name;
+		long min, max;
+	} lim[] = {
+		{"--max-connections", 1, 1000000},
+		{"--max-connections-per-client", 0, 1000000},
+		{"--handshake-timeout", 1, 3600},
+		{"--idle-timeout", 0, 7L * 86400},
+	};
+	char *end = NULL;
+	long v = 0;
+
+	if (which < 0 || which > 3)
+		return 0;
+	v = strtol(arg, &end, 10);
+	if (!*arg || *end || v < lim[which].min || v > lim[which].max) {
+		fprintf(stderr, "cloister %s: %s must be %ld to %ld\n", cmd, lim[which].name,
+			lim[which].min, lim[which].max);
+		return -1;
+	}
+	switch (which) {
+	case 0:
+		po->max_conns = (int)v;
+		break;
+	case 1:
+		po->max_conns_per_addr = v ? (int)v : -1;
+		break;
+	case 2:
+		po->handshake_secs = v;
+		break;
+	default:
+		po->idle_secs = v ? v : -1;
+		break;
+	}
+	return 1;
+}
 
 /* Atomically, so a watcher never reads half an address. */
 int ratls_write_ready(const char *path, const char *addr);
@@ -150,6 +193,11 @@ int cmd_ratls_serve(int argc, char **argv)
 			ready = optarg;
 			break;
 		default:
+			r = ratls_limit_opt(c - OPT_LIMITS_FIRST, optarg, "serve", &po);
+			if (r < 0)
+				goto out;
+			if (r > 0)
+				break;
 			r = verifier_opts_handle(&vo, c, optarg);
 			if (r > 0)
 				break;

@@ -32,6 +32,31 @@ CL_MUST_USE int cl_rcb_put(cbor_item_t *m, cbor_item_t *k, cbor_item_t *v);
 /* Append the encoding of *it to out, then release *it (NULL is out of memory). */
 CL_MUST_USE int cl_rcb_serialize(cbor_item_t **it, struct cl_buf *out);
 
+/*
+ * serve's attestation endpoint: the head of the first request on a
+ * connection, head[0..n). CL_RATLS_HEAD_NOT: not a request for
+ * CL_RATLS_FRESH_PATH (forward it); MORE: not decided yet, wait for more
+ * bytes; BAD: a request for the path that is malformed (answer 400);
+ * TOO_LONG: no end of head within CL_RATLS_MAX_HEAD bytes; OK: *nonce_len
+ * bytes of nonce decoded into nonce, and the head, terminator included, is
+ * *head_len bytes. No I/O: tests and the fuzzer call it directly.
+ */
+#define CL_RATLS_MAX_HEAD 4096
+enum cl_ratls_head {
+	CL_RATLS_HEAD_OK,
+	CL_RATLS_HEAD_NOT,
+	CL_RATLS_HEAD_MORE,
+	CL_RATLS_HEAD_BAD,
+	CL_RATLS_HEAD_TOO_LONG,
+};
+enum cl_ratls_head cl_ratls_fresh_parse(const uint8_t *head, size_t n,
+					uint8_t nonce[CL_RATLS_MAX_NONCE], size_t *nonce_len,
+					size_t *head_len);
+
+/* Tests: run the proxy's event loop once without blocking; open connections. */
+int cl_ratls_proxy_loop_once(struct cl_ratls_proxy *p);
+size_t cl_ratls_proxy_nconns(const struct cl_ratls_proxy *p);
+
 /* IANA named-information id ↔ cl_hash. */
 CL_MUST_USE int cl_ratls_hash_from_id(uint64_t id, enum cl_hash *h);
 uint64_t cl_ratls_hash_id(enum cl_hash h);

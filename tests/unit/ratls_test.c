@@ -554,6 +554,90 @@ static void test_gramine_real_quote(void)
 	cl_buf_free(&q);
 }
 
+/* parse(text): cl_ratls_fresh_parse on text, with nonce length and head length. */
+static enum cl_ratls_head parse(const char *text, size_t n, size_t *nlen, size_t *hlen)
+{
+	uint8_t nonce[CL_RATLS_MAX_NONCE];
+
+	return cl_ratls_fresh_parse((const uint8_t *)text, n, nonce, nlen, hlen);
+}
+
+static void test_fresh_request_head(void)
+{
+	static const char *const ok[] = {
+		/* No header lines: the request line ends where the head does. */
+		"GET " CL_RATLS_FRESH_PATH "?nonce=00ff HTTP/1.1\r\n\r\n",
+		"GET " CL_RATLS_FRESH_PATH "?nonce=00FF HTTP/1.0\r\n\r\n",
+		"GET " CL_RATLS_FRESH_PATH "?nonce=00ff HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET " CL_RATLS_FRESH_PATH "?a=b&nonce=00ff&c HTTP/1.1\r\nHost: x\r\nA: b\r\n\r\n",
+	};
+	static const char *const bad[] = {
+		"GET " CL_RATLS_FRESH_PATH " HTTP/1.1\r\n\r\n", /* no nonce */
+		"GET " CL_RATLS_FRESH_PATH "? HTTP/1.1\r\n\r\n",
+		"GET " CL_RATLS_FRESH_PATH "?nonce= HTTP/1.1\r\n\r\n",
+		"GET " CL_RATLS_FRESH_PATH "?nonce=0 HTTP/1.1\r\n\r\n",
+		"GET " CL_RATLS_FRESH_PATH "?nonce=0g HTTP/1.1\r\n\r\n",
+		"GET " CL_RATLS_FRESH_PATH "?nonce=00ff HTTP/2.0\r\n\r\n",
+		"GET " CL_RATLS_FRESH_PATH "?nonce=00ff\r\n\r\n",
+		"GET " CL_RATLS_FRESH_PATH "?nonce=00ff  HTTP/1.1\r\n\r\n",
+		"GET " CL_RATLS_FRESH_PATH "?nonce=00ff HTTP/1.1 \r\n\r\n",
+		"GET " CL_RATLS_FRESH_PATH "?nonce=00ff HTTP/1.1\rX\r\n\r\n",
+		"GET " CL_RATLS_FRESH_PATH "?nonce=00\tff HTTP/1.1\r\n\r\n",
+		"GET " CL_RATLS_FRESH_PATH "?x=1 HTTP/1.1\r\n\r\n",
+	};
+	char big[CL_RATLS_MAX_HEAD + 64], hex[2 * CL_RATLS_MAX_NONCE + 3];
+	size_t nlen = 0, hlen = 0, len = 0;
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		len = strlen(ok[i]);
+		CHECK_EQ_INT(parse(ok[i], len, &nlen, &hlen), CL_RATLS_HEAD_OK);
+		CHECK_EQ_INT(nlen, 2);
+		CHECK_EQ_INT(hlen, len);
+		/* Every proper prefix is undecided, never a verdict on half a head. */
+		for (size_t n = strlen("GET " CL_RATLS_FRESH_PATH) + 1; n < len; n++)
+			CHECK_EQ_INT(parse(ok[i], n, &nlen, &hlen), CL_RATLS_HEAD_MORE);
+	}
+	/* What follows the head (a pipelined request) is not part of it. */
+	snprintf(big, sizeof(big), "%sGET / HTTP/1.1\r\n\r\n", ok[0]);
+	CHECK_EQ_INT(parse(big, strlen(big), &nlen, &hlen), CL_RATLS_HEAD_OK);
+	CHECK_EQ_INT(hlen, strlen(ok[0]));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		CHECK_EQ_INT(parse(bad[i], strlen(bad[i]), &nlen, &hlen), CL_RATLS_HEAD_BAD);
+		CHECK_EQ_INT(hlen, strlen(bad[i]));
+	}
+	/* Other requests are the upstream's, decided as early as possible. */
+	CHECK_EQ_INT(parse("GET /x", 6, &nlen, &hlen), CL_RATLS_HEAD_NOT);
+	CHECK_EQ_INT(parse("POST " CL_RATLS_FRESH_PATH, 38, &nlen, &hlen), CL_RATLS_HEAD_NOT);
+	CHECK_EQ_INT(parse("GET " CL_RATLS_FRESH_PATH "x HTTP/1.1\r\n\r\n", 50, &nlen, &hlen),
+		     CL_RATLS_HEAD_NOT);
+	CHECK_EQ_INT(parse("G", 1, &nlen, &hlen), CL_RATLS_HEAD_MORE);
+	CHECK_EQ_INT(parse("", 0, &nlen, &hlen), CL_RATLS_HEAD_MORE);
+	/* Nonce sizes: 1 to CL_RATLS_MAX_NONCE bytes. */
+	memset(hex, 'a', sizeof(hex));
+	for (size_t n = 2 * CL_RATLS_MAX_NONCE; n <= 2 * CL_RATLS_MAX_NONCE + 2; n += 2) {
+		snprintf(big, sizeof(big), "GET %s?nonce=%.*s HTTP/1.1\r\n\r\n",
+			 CL_RATLS_FRESH_PATH, (int)n, hex);
+		CHECK_EQ_INT(parse(big, strlen(big), &nlen, &hlen),
+			     n <= 2 * CL_RATLS_MAX_NONCE ? CL_RATLS_HEAD_OK : CL_RATLS_HEAD_BAD);
+	}
+	CHECK_EQ_INT(nlen, 0);
+	/* The head terminator: LF LF is not one; CR LF CR LF must end by CL_RATLS_MAX_HEAD. */
+	snprintf(big, sizeof(big), "GET %s?nonce=00 HTTP/1.1\n\n", CL_RATLS_FRESH_PATH);
+	CHECK_EQ_INT(parse(big, strlen(big), &nlen, &hlen), CL_RATLS_HEAD_MORE);
+	for (size_t end = CL_RATLS_MAX_HEAD - 1; end <= CL_RATLS_MAX_HEAD + 1; end++) {
+		len = (size_t)snprintf(big, sizeof(big),
+				       "GET %s?nonce=00 HTTP/1.1\r\nX: ", CL_RATLS_FRESH_PATH);
+		memset(big + len, 'x', end - 4 - len);
+		memcpy(big + end - 4, "\r\n\r\n", 4);
+		CHECK_EQ_INT(parse(big, end, &nlen, &hlen),
+			     end <= CL_RATLS_MAX_HEAD ? CL_RATLS_HEAD_OK : CL_RATLS_HEAD_TOO_LONG);
+		/* Cut just before the terminator completes. */
+		CHECK_EQ_INT(parse(big, end - 1, &nlen, &hlen), end - 1 < CL_RATLS_MAX_HEAD
+									? CL_RATLS_HEAD_MORE
+									: CL_RATLS_HEAD_TOO_LONG);
+	}
+}
+
 int main(void)
 {
 	setup();
@@ -564,6 +648,7 @@ int main(void)
 	RUN(test_cmw);
 	RUN(test_issue_and_verify);
 	RUN(test_fresh);
+	RUN(test_fresh_request_head);
 	RUN(test_refusals);
 	RUN(test_mutated_extensions);
 	RUN(test_gramine_real_quote);

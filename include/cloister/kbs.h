@@ -273,7 +273,25 @@ struct cl_kbs_config {
 	 */
 	const uint8_t *kek_ref;
 	int64_t max_sessions; /* live sessions in the store; 0 = CL_KBS_MAX_SESSIONS, < 0 none */
+	/*
+	 * Connection limits of the HTTP front (0: the default). More
+	 * connections than max_conns (default CL_KBS_MAX_CONNS, lowered to what
+	 * RLIMIT_NOFILE holds) or than max_conns_per_addr from one address
+	 * (CL_KBS_MAX_CONNS_PER_ADDR; < 0: no cap) are closed at once. Each
+	 * request, head and body, must arrive within request_timeout seconds
+	 * of the connection opening or the previous response
+	 * (CL_KBS_REQUEST_TIMEOUT); idle_timeout bounds any one read or write
+	 * (CL_KBS_IDLE_TIMEOUT).
+	 */
+	int max_conns;
+	int max_conns_per_addr;
+	int64_t request_timeout;
+	int64_t idle_timeout;
 };
+#define CL_KBS_MAX_CONNS	  1024
+#define CL_KBS_MAX_CONNS_PER_ADDR 128
+#define CL_KBS_REQUEST_TIMEOUT	  10
+#define CL_KBS_IDLE_TIMEOUT	  30
 
 struct cl_kbs;
 

@@ -24,6 +24,9 @@ static void usage(FILE *f)
 		   "N]\n"
 		   "                          [--rate-limit R] [--max-sessions N] [verifier "
 		   "options]\n"
+		   "                          [--max-connections N] "
+		   "[--max-connections-per-client N]\n"
+		   "                          [--request-timeout S] [--idle-timeout S]\n"
 		   "       cloister kbs admin --kbs URL --admin-key KEY [--role ROLE] "
 		   "[--cacert F] COMMAND\n"
 		   "           put-resource REPO/TYPE/TAG FILE\n"
@@ -57,7 +60,22 @@ static void usage(FILE *f)
 		   "= off)\n"
 		   "  --max-sessions N    live sessions in the store at most; beyond, auth\n"
 		   "                      answers 503 TooManySessions (default 100000; 0 = no "
-		   "cap)\n" VERIFIER_OPTS_HELP "\n"
+		   "cap)\n"
+		   "  --max-connections N open connections at most (default 1024, fewer when "
+		   "the\n"
+		   "                      descriptor limit cannot hold them); more are closed "
+		   "at once\n"
+		   "  --max-connections-per-client N\n"
+		   "                      open connections from one address at most (default "
+		   "128;\n"
+		   "                      0 = no cap)\n"
+		   "  --request-timeout S a request, head and body, must arrive within S "
+		   "seconds of\n"
+		   "                      the connection opening or the previous response "
+		   "(default 10)\n"
+		   "  --idle-timeout S    a read or write that makes no progress for S seconds "
+		   "closes\n"
+		   "                      the connection (default 30)\n" VERIFIER_OPTS_HELP "\n"
 		   "admin options:\n"
 		   "  --kbs URL           the KBS base URL\n"
 		   "  --admin-key KEY     admin private key PEM (Ed25519 or P-256)\n"
@@ -88,6 +106,10 @@ enum {
 	OPT_RESOURCE,
 	OPT_SINCE,
 	OPT_MAX_SESSIONS,
+	OPT_MAX_CONNS,
+	OPT_MAX_CONNS_ADDR,
+	OPT_REQ_TIMEOUT,
+	OPT_IDLE_TIMEOUT,
 };
 
 static const struct option serve_opts[] = {
@@ -105,6 +127,10 @@ static const struct option serve_opts[] = {
 	{"threads", required_argument, NULL, OPT_THREADS},
 	{"rate-limit", required_argument, NULL, OPT_RATE},
 	{"max-sessions", required_argument, NULL, OPT_MAX_SESSIONS},
+	{"max-connections", required_argument, NULL, OPT_MAX_CONNS},
+	{"max-connections-per-client", required_argument, NULL, OPT_MAX_CONNS_ADDR},
+	{"request-timeout", required_argument, NULL, OPT_REQ_TIMEOUT},
+	{"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
 	{"help", no_argument, NULL, 'h'},
 	VERIFIER_LONGOPTS,
 	{NULL, 0, NULL, 0},
@@ -223,6 +249,31 @@ static int cmd_serve(int argc, char **argv)
 				goto out;
 			}
 			cfg.max_sessions = v ? v : -1;
+			break;
+		case OPT_MAX_CONNS:
+			if (num_arg(optarg, 1, 1000000, &v) != 0) {
+				rc = bad("--max-connections must be 1..1000000");
+				goto out;
+			}
+			cfg.max_conns = (int)v;
+			break;
+		case OPT_MAX_CONNS_ADDR:
+			if (num_arg(optarg, 0, 1000000, &v) != 0) {
+				rc = bad("--max-connections-per-client must be 0..1000000");
+				goto out;
+			}
+			cfg.max_conns_per_addr = v ? (int)v : -1;
+			break;
+		case OPT_REQ_TIMEOUT:
+		case OPT_IDLE_TIMEOUT:
+			if (num_arg(optarg, 1, 3600, &v) != 0) {
+				rc = bad("timeouts must be 1..3600 seconds");
+				goto out;
+			}
+			if (c == OPT_REQ_TIMEOUT)
+				cfg.request_timeout = v;
+			else
+				cfg.idle_timeout = v;
 			break;
 		default:
 			usage(stderr);

@@ -1,6 +1,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/err.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
@@ -271,6 +272,147 @@ static void test_revocation(void)
 	EVP_PKEY_free(rk);
 }
 
+/* A CA certificate with the given basic constraints and key usage (NULL: none). */
+static X509 *make_ca(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *ikey, long serial,
+		     const char *bc, const char *ku)
+{
+	X509 *x = X509_new();
+	X509_NAME *name = X509_NAME_new();
+	X509V3_CTX v3;
+	X509_EXTENSION *ext = NULL;
+
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), serial);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+	X509_set_subject_name(x, name);
+	X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name);
+	X509_time_adj_ex(X509_getm_notBefore(x), -1, 0, NULL);
+	X509_time_adj_ex(X509_getm_notAfter(x), 30, 0, NULL);
+	X509_set_pubkey(x, key);
+	X509V3_set_ctx(&v3, issuer ? issuer : x, x, NULL, NULL, 0);
+	ext = X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints, bc);
+	X509_add_ext(x, ext, -1);
+	X509_EXTENSION_free(ext);
+	if (ku) {
+		ext = X509V3_EXT_conf_nid(NULL, &v3, NID_key_usage, ku);
+		X509_add_ext(x, ext, -1);
+		X509_EXTENSION_free(ext);
+	}
+	X509_sign(x, ikey, EVP_sha256());
+	X509_NAME_free(name);
+	return x;
+}
+
+/* OpenSSL's own path validation, signature step included, as the reference. */
+static int openssl_accepts(X509 *leaf, STACK_OF(X509) * untrusted, X509 *root)
+{
+	X509_STORE *store = X509_STORE_new();
+	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+	int ok = 0;
+
+	X509_STORE_add_cert(store, root);
+	X509_STORE_CTX_init(ctx, store, leaf, untrusted);
+	ok = X509_verify_cert(ctx) == 1;
+	X509_STORE_CTX_free(ctx);
+	X509_STORE_free(store);
+	ERR_clear_error();
+	return ok;
+}
+
+/* Re-encode cert with its outer signature algorithm changed from ES256 to ES384. */
+static X509 *swap_sig_alg(X509 *x)
+{
+	static const uint8_t es256[] = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02};
+	unsigned char *der = NULL;
+	const unsigned char *q = NULL;
+	int n = i2d_X509(x, &der), last = -1;
+	X509 *out = NULL;
+
+	/* The outer AlgorithmIdentifier is the last occurrence of the OID. */
+	for (int i = 0; i + (int)sizeof(es256) <= n; i++)
+		if (memcmp(der + i, es256, sizeof(es256)) == 0)
+			last = i;
+	if (last >= 0) {
+		der[last + sizeof(es256) - 1] = 0x03;
+		q = der;
+		out = d2i_X509(NULL, &q, n);
+	}
+	OPENSSL_free(der);
+	return out;
+}
+
+/*
+ * The chain checks that a real path builder must make besides signatures and
+ * times: each is refused by cl_x509_verify (whose signature and time pass is
+ * its own) and by OpenSSL's unmodified X509_verify_cert, and the well-formed
+ * chain is accepted by both.
+ */
+static void test_chain_builder_rules(void)
+{
+	EVP_PKEY *rk = EVP_EC_gen("P-256"), *ik = EVP_EC_gen("P-256"), *lk = EVP_EC_gen("P-256");
+	X509 *root = make_ca("rules root", rk, NULL, rk, 1, "critical,CA:TRUE",
+			     "critical,keyCertSign,cRLSign");
+	X509 *root0 = make_ca("rules root", rk, NULL, rk, 1, "critical,CA:TRUE,pathlen:0",
+			      "critical,keyCertSign,cRLSign");
+	X509 *good = make_ca("rules inter", ik, root, rk, 2, "critical,CA:TRUE",
+			     "critical,keyCertSign,cRLSign");
+	X509 *no_certsign = make_ca("rules inter", ik, root, rk, 3, "critical,CA:TRUE",
+				    "critical,digitalSignature");
+	X509 *not_ca = make_ca("rules inter", ik, root, rk, 4, "critical,CA:FALSE", NULL);
+	X509 *leaf = make_ca("rules leaf", lk, good, ik, 10, "critical,CA:FALSE", NULL);
+	X509 *bad_alg = swap_sig_alg(leaf);
+	struct {
+		const char *what;
+		X509 *root, *inter, *leaf;
+	} cases[] = {
+		{"an intermediate without keyCertSign", root, no_certsign, leaf},
+		{"a CA:FALSE certificate used as an issuer", root, not_ca, leaf},
+		{"a path longer than the root's pathlen allows", root0, good, leaf},
+		{"a signature algorithm that is not the one signed", root, good, bad_alg},
+	};
+
+	CHECK(bad_alg != NULL);
+	{
+		STACK_OF(X509) *roots = sk_X509_new_null(), *untrusted = sk_X509_new_null();
+
+		sk_X509_push(roots, root);
+		sk_X509_push(untrusted, good);
+		CHECK_EQ_INT(cl_x509_verify(leaf, untrusted, roots, NULL, 0, NULL), CL_OK);
+		CHECK(openssl_accepts(leaf, untrusted, root));
+		sk_X509_free(roots);
+		sk_X509_free(untrusted);
+	}
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]) && bad_alg; i++) {
+		STACK_OF(X509) *roots = sk_X509_new_null(), *untrusted = sk_X509_new_null();
+		int rc = 0;
+
+		sk_X509_push(roots, cases[i].root);
+		sk_X509_push(untrusted, cases[i].inter);
+		for (int bypass = 0; bypass < 2; bypass++) {
+			cl_cache_bypass(bypass);
+			rc = cl_x509_verify(cases[i].leaf, untrusted, roots, NULL, 0, NULL);
+			if (rc != CL_ERR_CHAIN)
+				fprintf(stderr, "    accepted %s (cache %s)\n", cases[i].what,
+					bypass ? "bypassed" : "used");
+			CHECK_EQ_INT(rc, CL_ERR_CHAIN);
+		}
+		cl_cache_bypass(0);
+		CHECK(!openssl_accepts(cases[i].leaf, untrusted, cases[i].root));
+		sk_X509_free(roots);
+		sk_X509_free(untrusted);
+	}
+	X509_free(bad_alg);
+	X509_free(leaf);
+	X509_free(not_ca);
+	X509_free(no_certsign);
+	X509_free(good);
+	X509_free(root0);
+	X509_free(root);
+	EVP_PKEY_free(lk);
+	EVP_PKEY_free(ik);
+	EVP_PKEY_free(rk);
+}
+
 static void test_pinned_roots(void)
 {
 	for (int p = 0; p < CL_AMD_PRODUCT_COUNT; p++) {
@@ -291,6 +433,7 @@ int main(void)
 	RUN(test_cert_parsing_bounds);
 	RUN(test_decode_cache);
 	RUN(test_revocation);
+	RUN(test_chain_builder_rules);
 	RUN(test_pinned_roots);
 	return test_done("crypto_test");
 }

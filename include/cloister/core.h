@@ -51,8 +51,20 @@ const char *cl_err_str(int err);
  * Detail of the most recent failure in this thread: a precise reason such as
  * "VCEK chip id does not match report". Set by cl_fail(); cleared by
  * cl_error_clear(). Never contains secret material.
+ *
+ * A detail belongs to one failure. Every operation a caller reports on
+ * (cl_verify_evidence, a CLI command) clears it first; code that tries an
+ * alternative and moves on after a failure (a cache miss before a fetch, one
+ * parser before another) clears what the abandoned attempt left, so a success
+ * leaves no detail behind; and every failure return goes through cl_fail().
  */
 const char *cl_error_detail(void);
+/*
+ * The reason to report for a failure with code err: the detail when the last
+ * cl_fail() since the last clear was for err, else cl_err_str(err). A detail
+ * recorded for another code belongs to another failure and is not reported.
+ */
+const char *cl_error_reason(int err);
 void cl_error_clear(void);
 /* Record a detail message (printf format) and return err. */
 int cl_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

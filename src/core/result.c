@@ -51,21 +51,31 @@ const char *cl_err_str(int err)
 }
 
 static _Thread_local char detail[512];
+static _Thread_local int detail_err;
 
 const char *cl_error_detail(void)
 {
 	return detail;
 }
 
+const char *cl_error_reason(int err)
+{
+	if (detail[0] && detail_err == err && err != CL_OK)
+		return detail;
+	return cl_err_str(err);
+}
+
 void cl_error_clear(void)
 {
 	detail[0] = '\0';
+	detail_err = CL_OK;
 }
 
 int cl_fail(int err, const char *fmt, ...)
 {
 	va_list ap;
 
+	detail_err = err;
 	va_start(ap, fmt);
 	vsnprintf(detail, sizeof(detail), fmt, ap);
 	va_end(ap);

@@ -226,14 +226,16 @@ int cl_envelope_verify(const uint8_t *ev, size_t n, const struct cl_verify_opts 
 		const uint8_t *c = NULL;
 		size_t cl = 0;
 
+		int vlek = 0;
+
+		/* A report that does not parse fails below with its own reason. */
+		if (cl_snp_report_parse(e.evidence, e.evidence_len, &rep) == CL_OK)
+			vlek = rep.signer == CL_SNP_SIGNER_VLEK;
+		else
+			cl_error_clear();
 		/* The table is checked whole even when --vcek makes it unused. */
-		CL_TRY(cl_snp_certtable_find(
-			e.certs, e.certs_len,
-			cl_snp_report_parse(e.evidence, e.evidence_len, &rep) == CL_OK &&
-					rep.signer == CL_SNP_SIGNER_VLEK
-				? cl_snp_guid_vlek
-				: cl_snp_guid_vcek,
-			&c, &cl));
+		CL_TRY(cl_snp_certtable_find(e.certs, e.certs_len,
+					     vlek ? cl_snp_guid_vlek : cl_snp_guid_vcek, &c, &cl));
 		if (!(o->vcek && o->vcek_len) && c) {
 			io.vcek = c;
 			io.vcek_len = cl;

@@ -360,7 +360,7 @@ static int vek_id(const struct cl_verify_opts *o, const uint8_t *cert, size_t n,
 	if (o->certs && o->certs_len &&
 	    cl_digest(CL_SHA256, o->certs, o->certs_len, certs_digest) < 0) {
 		EVP_MD_CTX_free(ctx);
-		return CL_ERR_CRYPTO;
+		return cl_fail(CL_ERR_CRYPTO, "cannot hash the given certificates");
 	}
 	ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
 	     EVP_DigestUpdate(ctx, "cloister-snp-vek\0", 17) == 1 &&
@@ -416,10 +416,7 @@ static int verify_chain(X509 *leaf, STACK_OF(X509) * candidates, enum cl_amd_pro
 	X509 *ark = cl_amd_ark(p);
 	STACK_OF(X509) *roots = sk_X509_new_null(), *untrusted = sk_X509_new_null();
 	char want[48];
-	int rc = cl_fail(CL_ERR_CHAIN, "%s is not issued by the AMD %s of %s",
-			 signer == CL_SNP_SIGNER_VLEK ? "VLEK" : "VCEK",
-			 signer == CL_SNP_SIGNER_VLEK ? "ASVK" : "ASK", cl_amd_product_name(p));
-	int depth = 0;
+	int rc = CL_ERR_CHAIN, tried = 0, depth = 0;
 
 	snprintf(want, sizeof(want), "%s%s", signer == CL_SNP_SIGNER_VLEK ? "SEV-VLEK-" : "SEV-",
 		 cl_amd_product_name(p));
@@ -438,6 +435,7 @@ static int verify_chain(X509 *leaf, STACK_OF(X509) * candidates, enum cl_amd_pro
 			rc = cl_fail(CL_ERR_NOMEM, "out of memory");
 			goto out;
 		}
+		tried = 1;
 		rc = cl_x509_verify(leaf, untrusted, roots, NULL, at, &depth);
 		if (rc == CL_OK && depth != 3)
 			rc = cl_fail(CL_ERR_CHAIN, "unexpected chain length %d", depth);
@@ -450,6 +448,12 @@ static int verify_chain(X509 *leaf, STACK_OF(X509) * candidates, enum cl_amd_pro
 		CL_TRY(widen_window(ark, nb, na));
 		break;
 	}
+	if (!tried)
+		rc = cl_fail(CL_ERR_CHAIN, "%s is not issued by the AMD %s of %s",
+			     signer == CL_SNP_SIGNER_VLEK ? "VLEK" : "VCEK",
+			     signer == CL_SNP_SIGNER_VLEK ? "ASVK" : "ASK", cl_amd_product_name(p));
+	else if (rc == CL_OK)
+		cl_error_clear(); /* candidates that failed before this one */
 out:
 	sk_X509_free(untrusted);
 	sk_X509_free(roots);
@@ -489,8 +493,12 @@ static int vek_verify(const uint8_t *cert, size_t n, const struct cl_verify_opts
 	CL_TRY(cl_x509_from_any(cert, n, &leaf));
 	CL_TRY(cl_amd_cert_ext_parse(leaf, &out->ext));
 	CL_TRY(check_key_kind(&out->ext, signer));
-	if (out->ext.has_product && cl_amd_product_from_name(out->ext.product, &named) == CL_OK)
-		have_named = 1;
+	if (out->ext.has_product) {
+		/* An unknown name only leaves the product to the chain search. */
+		have_named = cl_amd_product_from_name(out->ext.product, &named) == CL_OK;
+		if (!have_named)
+			cl_error_clear();
+	}
 	CL_CHECK(!(have_cpu && have_named && named != cpu), CL_ERR_MISMATCH,
 		 "certificate is for %s but the report comes from a %s CPU",
 		 cl_amd_product_name(named), cl_amd_product_name(cpu));
@@ -498,7 +506,7 @@ static int vek_verify(const uint8_t *cert, size_t n, const struct cl_verify_opts
 		first = last = have_cpu ? cpu : named;
 	if (o->certs && o->certs_len)
 		CL_TRY(cl_x509_chain_from_pem(o->certs, o->certs_len, &given));
-	rc = cl_fail(CL_ERR_CHAIN, "no AMD product chain verifies the certificate");
+	rc = CL_ERR_CHAIN;
 	for (int p = (int)first; p <= (int)last; p++) {
 		STACK_OF(X509) *cands = given;
 
@@ -517,6 +525,7 @@ static int vek_verify(const uint8_t *cert, size_t n, const struct cl_verify_opts
 				  &out->not_after);
 		if (rc == CL_OK) {
 			out->product = (enum cl_amd_product)p;
+			cl_error_clear(); /* products tried before this one */
 			break;
 		}
 	}
@@ -589,6 +598,8 @@ static int vek_find(const struct cl_snp_report *r, const struct cl_verify_opts *
 			src->n = src->buf.len;
 			return CL_OK;
 		}
+		/* A miss is not this verification's failure: the fetch below decides. */
+		cl_error_clear();
 	}
 	CL_ENSURE_MSG(!o->offline, CL_ERR_COLLATERAL,
 		      "no VCEK given or cached for this chip and TCB, and fetching is disabled "
@@ -601,6 +612,7 @@ static int vek_find(const struct cl_snp_report *r, const struct cl_verify_opts *
 			src->n = src->buf.len;
 			src->fetched = 1;
 			src->product = cands[i];
+			cl_error_clear(); /* a 404 for another product */
 			return CL_OK;
 		}
 		if (rc != CL_ERR_NOT_FOUND)

@@ -34,8 +34,11 @@ enum cl_format cl_format_detect(const uint8_t *ev, size_t n)
 	uint16_t ver = 0, att_key = 0;
 	uint32_t tee = 0, snpver = 0;
 
-	/* DCAP quote header: version u16, att key type u16, tee type u32. */
-	if (cl_read_u16le(&r, &ver) == CL_OK && cl_read_u16le(&r, &att_key) == CL_OK &&
+	/*
+	 * DCAP quote header: version u16, att key type u16, tee type u32. Lengths
+	 * are checked first: detection is a guess and leaves no failure detail.
+	 */
+	if (n >= 8 && cl_read_u16le(&r, &ver) == CL_OK && cl_read_u16le(&r, &att_key) == CL_OK &&
 	    cl_read_u32le(&r, &tee) == CL_OK) {
 		if ((ver == 3 || ver == 4) && att_key == 2 && tee == 0x00000000)
 			return CL_FORMAT_SGX;
@@ -134,8 +137,9 @@ out:
 	res->status = rc;
 	res->claims = claims;
 	if (rc != CL_OK)
-		snprintf(res->reason, sizeof(res->reason), "%s",
-			 cl_error_detail()[0] ? cl_error_detail() : cl_err_str(rc));
+		snprintf(res->reason, sizeof(res->reason), "%s", cl_error_reason(rc));
+	else
+		cl_error_clear(); /* a verified result carries no failure detail */
 	return rc;
 }
 

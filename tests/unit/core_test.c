@@ -169,6 +169,12 @@ static void test_errors(void)
 	CHECK_STR(cl_err_name(12345), "unknown");
 	cl_error_clear();
 	CHECK_STR(cl_error_detail(), "");
+	/* A detail left by an abandoned attempt is not the reason for another failure. */
+	(void)cl_fail(CL_ERR_NOT_FOUND, "vcek.der not cached");
+	CHECK_STR(cl_error_reason(CL_ERR_NOT_FOUND), "vcek.der not cached");
+	CHECK_STR(cl_error_reason(CL_ERR_SIGNATURE), cl_err_str(CL_ERR_SIGNATURE));
+	cl_error_clear();
+	CHECK_STR(cl_error_reason(CL_ERR_NOT_FOUND), cl_err_str(CL_ERR_NOT_FOUND));
 }
 
 static void test_secrets(void)

@@ -289,6 +289,40 @@ static void test_go_sev_guest(void)
 	CHECK_EQ_INT(verify(gsg_report.data, gsg_report.len, &o, NULL), CL_ERR_MISMATCH);
 }
 
+/*
+ * Chain building tries candidates and products and abandons the ones that do
+ * not verify; a verification that ends well must not keep their failure as
+ * its detail, where a later failure that sets none would report it.
+ */
+static void test_no_stale_detail(void)
+{
+	struct cl_verify_opts o = opts(&tru_vcek, "2025-06-01T00:00:00Z");
+	struct cl_buf certs = vector_read(TRU "milan_ask_ark_asvk.pem");
+	uint8_t *bad = malloc(tru_report.len);
+
+	o.no_cache = 1;
+	o.certs = certs.data; /* ASK, ARK, ASVK: the ASVK is tried and abandoned */
+	o.certs_len = certs.len;
+	CHECK_EQ_INT(verify(tru_report.data, tru_report.len, &o, NULL), CL_OK);
+	CHECK_STR(cl_error_detail(), "");
+	/* No --vcek, nothing cached, offline: the cache miss is not the reason. */
+	o = opts(NULL, "2025-06-01T00:00:00Z");
+	CHECK_EQ_INT(verify(tru_report.data, tru_report.len, &o, NULL), CL_ERR_COLLATERAL);
+	CHECK(strstr(cl_error_detail(), "not cached") == NULL);
+	CHECK(strstr(cl_error_detail(), "--offline") != NULL);
+	/* A failure reports its own cause after a success in the same thread. */
+	o = opts(&tru_vcek, "2025-06-01T00:00:00Z");
+	CHECK(bad != NULL);
+	if (bad) {
+		memcpy(bad, tru_report.data, tru_report.len);
+		bad[42] ^= 1;
+		CHECK_EQ_INT(verify(bad, tru_report.len, &o, NULL), CL_ERR_SIGNATURE);
+		CHECK(strstr(cl_error_detail(), "signature") != NULL);
+	}
+	free(bad);
+	cl_buf_free(&certs);
+}
+
 static void test_trustee(void)
 {
 	const char *times[] = {"2023-06-01T00:00:00Z", "2025-06-01T00:00:00Z"};
@@ -534,6 +568,7 @@ int main(void)
 	RUN(test_products_and_urls);
 	RUN(test_go_sev_guest);
 	RUN(test_trustee);
+	RUN(test_no_stale_detail);
 	RUN(test_cache_respects_time);
 	RUN(test_wrong_keys);
 	RUN(test_certs_option);

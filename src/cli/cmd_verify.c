@@ -16,7 +16,8 @@ static void usage(FILE *f)
 		"Verify hardware evidence offline against pinned vendor roots and print one\n"
 		"JSON object: {\"status\", \"format\", \"reason\", \"claims\"}.\n"
 		"Exit status: 0 verified, 1 rejected (also for malformed evidence), 2 usage or I/O "
-		"error.\n"
+		"error\n"
+		"(a file an option names, or the evidence file, missing or unreadable).\n"
 		"With --policy or --reference-values the object also has an \"appraisal\".\n"
 		"With --ear it prints only a signed EAR token (draft-ietf-rats-ear-03) and exits "
 		"0\n"
@@ -165,6 +166,7 @@ int cmd_verify(int argc, char **argv)
 
 	optind = 1;
 	opterr = 0;
+	cl_error_clear(); /* a new operation: nothing before it is its failure */
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
@@ -240,7 +242,13 @@ int cmd_verify(int argc, char **argv)
 		fprintf(stderr, "cloister verify: --ear and --signing-key go together\n");
 		goto out;
 	}
-	if (cl_read_file(argv[optind], CL_MAX_EVIDENCE, &ev) != CL_OK ||
+	if (verifier_path_check("evidence", argv[optind], VPATH_FILE) != CL_OK ||
+	    verifier_path_check("--certs", certs_path, VPATH_FILE) != CL_OK ||
+	    verifier_path_check("--ak", ak_path, VPATH_FILE) != CL_OK ||
+	    verifier_path_check("--ak-roots", ak_roots_path, VPATH_FILE) != CL_OK ||
+	    verifier_path_check("--signing-key", key_path, VPATH_FILE) != CL_OK ||
+	    verifier_path_check("--cache-dir", o.cache_dir, VPATH_CACHE_DIR) != CL_OK ||
+	    cl_read_file(argv[optind], CL_MAX_EVIDENCE, &ev) != CL_OK ||
 	    (certs_path && cl_read_file(certs_path, 256 * 1024, &certs) != CL_OK) ||
 	    (ak_path && cl_read_file(ak_path, 16 * 1024, &ak) != CL_OK) ||
 	    (ak_roots_path && cl_read_file(ak_roots_path, 256 * 1024, &ak_roots) != CL_OK) ||
@@ -266,6 +274,11 @@ int cmd_verify(int argc, char **argv)
 
 	if (cl_verify_evidence(ev.data, ev.len, &o, &res) != CL_OK)
 		cl_log_debug("verification failed: %s", res.reason);
+	if (res.status == CL_ERR_IO) {
+		/* A file that could not be read (collateral, the cache) is no verdict. */
+		fprintf(stderr, "cloister verify: %s\n", res.reason);
+		goto out;
+	}
 	if (res.status == CL_OK && (want_ear || vo.policy_path || vo.rv_path) &&
 	    appraise(&vo, &o, res.claims, nonce, nonce_len, key, ttl, &appraisal, &jwt) != CL_OK) {
 		/* The evidence is fine but no result could be issued: not a verdict. */

@@ -1,6 +1,44 @@
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "verifier_opts.h"
+
+int verifier_path_check(const char *opt, const char *path, enum verifier_path_kind kind)
+{
+	struct stat st;
+	DIR *d = NULL;
+	int fd = -1;
+
+	if (!path)
+		return CL_OK;
+	if (kind == VPATH_FILE && strcmp(path, "-") == 0)
+		return CL_OK;
+	if (stat(path, &st) != 0) {
+		if (kind == VPATH_CACHE_DIR && errno == ENOENT)
+			return CL_OK;
+		return cl_fail(CL_ERR_IO, "%s %s: %s", opt, path, strerror(errno));
+	}
+	if (S_ISDIR(st.st_mode)) {
+		if (kind == VPATH_FILE)
+			return cl_fail(CL_ERR_IO, "%s %s: is a directory, not a file", opt, path);
+		d = opendir(path);
+		if (!d)
+			return cl_fail(CL_ERR_IO, "%s %s: %s", opt, path, strerror(errno));
+		closedir(d);
+		return CL_OK;
+	}
+	if (kind == VPATH_CACHE_DIR)
+		return cl_fail(CL_ERR_IO, "%s %s: not a directory", opt, path);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return cl_fail(CL_ERR_IO, "%s %s: %s", opt, path, strerror(errno));
+	close(fd);
+	return CL_OK;
+}
 
 int verifier_opts_handle(struct verifier_opts *v, int c, const char *arg)
 {
@@ -36,6 +74,12 @@ int verifier_opts_handle(struct verifier_opts *v, int c, const char *arg)
 
 int verifier_opts_load(struct verifier_opts *v)
 {
+	CL_GUARD(verifier_path_check("--vcek", v->vcek_path, VPATH_FILE));
+	CL_GUARD(verifier_path_check("--devtee-root", v->devtee_root_path, VPATH_FILE));
+	CL_GUARD(verifier_path_check("--policy", v->policy_path, VPATH_FILE));
+	CL_GUARD(verifier_path_check("--corim-key", v->corim_key_path, VPATH_FILE));
+	CL_GUARD(verifier_path_check("--reference-values", v->rv_path, VPATH_FILE));
+	CL_GUARD(verifier_path_check("--collateral", v->verify.collateral, VPATH_FILE_OR_DIR));
 	if (v->vcek_path) {
 		CL_GUARD(cl_read_file(v->vcek_path, 64 * 1024, &v->vcek));
 		v->verify.vcek = v->vcek.data;

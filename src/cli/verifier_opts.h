@@ -61,6 +61,21 @@ struct verifier_opts {
 	struct cl_buf devtee_root; /* PEM text; verify.devtee_root points into it */
 };
 
+/* What a path option must name. */
+enum verifier_path_kind {
+	VPATH_FILE,	   /* a readable file ("-" is stdin) */
+	VPATH_FILE_OR_DIR, /* a readable file or directory */
+	VPATH_CACHE_DIR,   /* a usable directory, or nothing yet (created when needed) */
+};
+
+/*
+ * Check that the file or directory an option names can be read before
+ * anything is verified, so a missing or unreadable one is a usage error (exit
+ * 2) with a one-line detail naming the option and the path, never a
+ * rejection of the evidence.
+ */
+int verifier_path_check(const char *opt, const char *path, enum verifier_path_kind kind);
+
 /* 1: c was a verifier option and is handled; 0: not one; <0: bad value (detail set). */
 int verifier_opts_handle(struct verifier_opts *v, int c, const char *arg);
 /* Read the files named by the options. */

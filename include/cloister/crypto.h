@@ -54,7 +54,19 @@ CL_MUST_USE int cl_hkdf_sha384(const uint8_t *ikm, size_t ikm_len, const uint8_t
 /* Reverse a byte string in place (little-endian wire integers). */
 void cl_reverse(uint8_t *p, size_t n);
 
+/*
+ * ECDSA signatures between DER (OpenSSL) and raw big-endian r‖s of n bytes
+ * each (JOSE, COSE, SEV-SNP, TPM, the dev TEE). raw_to_der: *der is
+ * OPENSSL_malloc'd. der_to_raw: rs holds 2n bytes; the DER must be exactly
+ * one ECDSA-Sig-Value.
+ */
+CL_MUST_USE int cl_ecdsa_raw_to_der(const uint8_t *rs, size_t n, uint8_t **der, size_t *dlen);
+CL_MUST_USE int cl_ecdsa_der_to_raw(const uint8_t *der, size_t dlen, uint8_t *rs, size_t n);
+
 /* --------------------------------------------------------------------- X.509 */
+
+/* Seconds since the epoch of an ASN1_TIME (UTCTime or GeneralizedTime). */
+CL_MUST_USE int cl_asn1_time_epoch(const ASN1_TIME *t, int64_t *out);
 
 /* Parse one DER certificate. */
 CL_MUST_USE int cl_x509_from_der(const uint8_t *der, size_t n, X509 **out);

@@ -25,6 +25,7 @@
 
 #include "cloister/appraise.h"
 #include "cloister/crypto.h"
+#include "cloister/jws.h"
 
 #define EAR_DEFAULT_TTL 300
 /* Tolerated clock difference between issuer and relying party. */
@@ -178,42 +179,12 @@ fail:
 	return NULL;
 }
 
-/* JWS ECDSA signature (RFC 7518 section 3.4): base64url of r || s. */
-static char *es_sign(const struct cl_ear_key *k, const char *input, size_t n)
-{
-	EVP_MD_CTX *c = EVP_MD_CTX_new();
-	ECDSA_SIG *es = NULL;
-	uint8_t der[160], raw[96];
-	const uint8_t *p = der;
-	const BIGNUM *r = NULL, *s = NULL;
-	size_t dl = sizeof(der);
-	char *out = NULL;
-
-	if (!c ||
-	    EVP_DigestSignInit(c, NULL, k->half == 32 ? EVP_sha256() : EVP_sha384(), NULL, k->pk) !=
-		    1 ||
-	    EVP_DigestSign(c, der, &dl, (const uint8_t *)input, n) != 1 ||
-	    !(es = d2i_ECDSA_SIG(NULL, &p, (long)dl)))
-		goto done;
-	ECDSA_SIG_get0(es, &r, &s);
-	if (BN_bn2binpad(r, raw, (int)k->half) < 0 ||
-	    BN_bn2binpad(s, raw + k->half, (int)k->half) < 0)
-		goto done;
-	out = cl_base64url_encode(raw, 2 * k->half);
-done:
-	ECDSA_SIG_free(es);
-	EVP_MD_CTX_free(c);
-	return out;
-}
-
 int cl_ear_sign(const struct cl_ear_key *key, const struct cl_ear_submod *subs, size_t n,
 		const struct cl_ear_opts *o, char **jwt)
 {
 	static const struct cl_ear_opts defaults = {0};
 	json_t *payload = NULL, *submods = NULL, *sm = NULL, *hdr = NULL;
-	char *body = NULL, *nonce = NULL, *out = NULL, *hdr_s = NULL, *prot = NULL, *pl = NULL,
-	     *sg = NULL;
-	size_t plen = 0;
+	char *body = NULL, *nonce = NULL;
 	enum cl_tier worst = CL_TIER_NONE;
 	int64_t iat = 0;
 	int rc = CL_OK;
@@ -250,28 +221,10 @@ int cl_ear_sign(const struct cl_ear_key *key, const struct cl_ear_submod *subs, 
 			 CL_ERR_NOMEM, "out of memory");
 	}
 	body = json_dumps(payload, JSON_COMPACT | JSON_SORT_KEYS);
-	hdr = json_pack("{s:s, s:s, s:O}", "alg", key->alg, "typ", "JWT", "kid",
-			json_object_get(key->pub, "kid"));
-	hdr_s = hdr ? json_dumps(hdr, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-	CL_CHECK(body && hdr_s, CL_ERR_NOMEM, "out of memory");
-	prot = cl_base64url_encode((const uint8_t *)hdr_s, strlen(hdr_s));
-	pl = cl_base64url_encode((const uint8_t *)body, strlen(body));
-	CL_CHECK(prot && pl, CL_ERR_NOMEM, "out of memory");
-	plen = strlen(prot) + 1 + strlen(pl);
-	out = malloc(plen + 1 + 2 * 64 + 4);
-	CL_CHECK(out, CL_ERR_NOMEM, "out of memory");
-	sprintf(out, "%s.%s", prot, pl);
-	sg = es_sign(key, out, plen);
-	CL_CHECK(sg, CL_ERR_CRYPTO, "signing the EAR failed");
-	sprintf(out + plen, ".%s", sg);
-	*jwt = out;
-	out = NULL;
+	hdr = json_pack("{s:s, s:O}", "typ", "JWT", "kid", json_object_get(key->pub, "kid"));
+	CL_CHECK(body && hdr, CL_ERR_NOMEM, "out of memory");
+	CL_TRY(cl_jws_sign(key->pk, hdr, body, strlen(body), jwt));
 out:
-	free(out);
-	free(sg);
-	free(pl);
-	free(prot);
-	free(hdr_s);
 	free(nonce);
 	free(body);
 	json_decref(hdr);
@@ -282,24 +235,6 @@ out:
 }
 
 /* --------------------------------------------------------------- verify */
-
-static json_t *decode_json_part(const char *s, size_t n)
-{
-	json_t *res = NULL;
-	uint8_t *buf = NULL;
-	size_t m = 0;
-
-	/* The caller has checked the alphabet; core's decoder takes base64url and
-	 * is several times faster than libjose's. */
-	if (cl_base64_decode(s, n, &buf, &m) == CL_OK)
-		res = json_loadb((const char *)buf, m, JSON_REJECT_DUPLICATES, NULL);
-	free(buf);
-	if (res && !json_is_object(res)) {
-		json_decref(res);
-		res = NULL;
-	}
-	return res;
-}
 
 /* A JWK from the set that may check a token of this alg and kid. */
 static const json_t *pick_key(const json_t *jwks, const char *alg, const char *kid, size_t skip)
@@ -477,72 +412,54 @@ static EVP_PKEY *jwk_pkey(const json_t *jwk)
 	return pk;
 }
 
-/*
- * JWS ES256/ES384 check (RFC 7515 5.2, RFC 7518 3.4): the signature is r || s,
- * each exactly the curve's size, over the ASCII "protected.payload".
- */
-static int es_verify(const json_t *jwk, const char *alg, const char *input, size_t n,
-		     const char *sig, size_t siglen)
+/* Re-fail with a prefix naming the token, keeping the code and the cause. */
+static int ear_fail(int rc)
 {
-	size_t half = strcmp(alg, "ES256") == 0 ? 32 : 48, m = 0;
-	json_t *enc = json_stringn(sig, siglen);
-	uint8_t raw[96];
-	EVP_PKEY *pk = NULL;
-	int ok = 0;
+	char why[256];
 
-	if (!enc)
-		return 0;
-	m = jose_b64_dec(enc, NULL, 0);
-	if (m == 2 * half && jose_b64_dec(enc, raw, m) == m && (pk = jwk_pkey(jwk)) &&
-	    EVP_PKEY_get_bits(pk) == (int)(8 * half))
-		ok = cl_ecdsa_verify_raw(pk, half == 32 ? CL_SHA256 : CL_SHA384, input, n, raw,
-					 raw + half, half) == CL_OK;
-	EVP_PKEY_free(pk);
-	json_decref(enc);
-	return ok;
+	snprintf(why, sizeof(why), "%s", cl_error_detail());
+	return cl_fail(rc, "EAR: %s", why);
 }
 
 int cl_ear_verify(const json_t *jwks, const char *token, size_t len, int64_t at, json_t **claims)
 {
-	const char *d1 = NULL, *d2 = NULL, *alg = NULL, *kid = NULL;
-	json_t *hdr = NULL, *payload = NULL;
+	const char *alg = NULL, *kid = NULL;
+	struct cl_jws j;
+	json_t *payload = NULL;
 	const json_t *k = NULL;
-	int rc = CL_OK, ok = 0;
+	int rc = CL_OK, ok = 0, c = CL_OK;
 
 	*claims = NULL;
+	memset(&j, 0, sizeof(j));
 	if (!at)
 		at = (int64_t)time(NULL);
-	while (len > 0 &&
-	       (token[len - 1] == '\n' || token[len - 1] == '\r' || token[len - 1] == ' '))
-		len--;
 	CL_CHECK(json_is_object(jwks), CL_ERR_ARG, "EAR: no JWKS");
-	CL_CHECK(len <= CL_MAX_EAR_TOKEN, CL_ERR_MALFORMED, "EAR: token larger than %zu bytes",
-		 CL_MAX_EAR_TOKEN);
-	d1 = memchr(token, '.', len);
-	d2 = d1 ? memchr(d1 + 1, '.', len - (size_t)(d1 + 1 - token)) : NULL;
-	CL_CHECK(d1 && d2 && cl_is_base64url(token, (size_t)(d1 - token)) &&
-			 cl_is_base64url(d1 + 1, (size_t)(d2 - d1 - 1)) &&
-			 cl_is_base64url(d2 + 1, len - (size_t)(d2 + 1 - token)),
-		 CL_ERR_MALFORMED, "EAR: not a compact JWS");
-	hdr = decode_json_part(token, (size_t)(d1 - token));
-	CL_CHECK(hdr, CL_ERR_MALFORMED, "EAR: bad protected header");
-	alg = json_string_value(json_object_get(hdr, "alg"));
-	kid = json_string_value(json_object_get(hdr, "kid"));
-	CL_CHECK(alg && (strcmp(alg, "ES256") == 0 || strcmp(alg, "ES384") == 0),
-		 CL_ERR_UNSUPPORTED, "EAR: algorithm must be ES256 or ES384");
-	CL_CHECK(!json_object_get(hdr, "crit"), CL_ERR_UNSUPPORTED,
-		 "EAR: critical header not understood");
-	for (size_t i = 0; !ok && (k = pick_key(jwks, alg, kid, i)) != NULL; i++)
-		ok = es_verify(k, alg, token, (size_t)(d2 - token), d2 + 1,
-			       len - (size_t)(d2 + 1 - token));
+	c = cl_jws_parse(token, len, CL_MAX_EAR_TOKEN, &j);
+	if (c != CL_OK) {
+		rc = ear_fail(c);
+		goto out;
+	}
+	alg = cl_jws_alg_name(j.alg);
+	kid = json_string_value(json_object_get(j.header, "kid"));
+	CL_CHECK(j.alg == CL_JWS_ES256 || j.alg == CL_JWS_ES384, CL_ERR_UNSUPPORTED,
+		 "EAR: algorithm must be ES256 or ES384");
+	for (size_t i = 0; !ok && (k = pick_key(jwks, alg, kid, i)) != NULL; i++) {
+		EVP_PKEY *pk = jwk_pkey(k);
+
+		ok = pk && cl_jws_verify(&j, pk) == CL_OK;
+		EVP_PKEY_free(pk);
+	}
 	CL_CHECK(ok, CL_ERR_SIGNATURE, "EAR: signature does not verify with any key in the JWKS");
-	payload = decode_json_part(d1 + 1, (size_t)(d2 - d1 - 1));
-	CL_CHECK(payload, CL_ERR_MALFORMED, "EAR: payload is not a JSON object");
+	c = cl_jws_payload_json(&j, &payload);
+	if (c != CL_OK) {
+		rc = ear_fail(c);
+		goto out;
+	}
 	CL_TRY(check_shape(payload, at));
 	*claims = payload;
 	payload = NULL;
 out:
 	json_decref(payload);
-	json_decref(hdr);
+	cl_jws_clear(&j);
 	return rc;
 }

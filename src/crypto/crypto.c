@@ -86,24 +86,50 @@ void cl_reverse(uint8_t *p, size_t n)
 	}
 }
 
-/* DER-encode (r, s) into buf; returns length or -1. */
-static int sig_to_der(const uint8_t *r, const uint8_t *s, size_t n, uint8_t **der)
+int cl_ecdsa_raw_to_der(const uint8_t *rs, size_t n, uint8_t **der, size_t *dlen)
 {
-	ECDSA_SIG *sig = ECDSA_SIG_new();
-	BIGNUM *br = BN_bin2bn(r, (int)n, NULL);
-	BIGNUM *bs = BN_bin2bn(s, (int)n, NULL);
+	ECDSA_SIG *sig = NULL;
+	BIGNUM *br = NULL, *bs = NULL;
 	int len = -1;
 
+	*der = NULL;
+	*dlen = 0;
+	CL_ENSURE_MSG(n > 0 && n <= 66, CL_ERR_ARG, "ECDSA signature component of %zu bytes", n);
+	sig = ECDSA_SIG_new();
+	br = BN_bin2bn(rs, (int)n, NULL);
+	bs = BN_bin2bn(rs + n, (int)n, NULL);
 	if (!sig || !br || !bs || ECDSA_SIG_set0(sig, br, bs) != 1) {
 		BN_free(br);
 		BN_free(bs);
 		ECDSA_SIG_free(sig);
-		return -1;
+		return cl_fail(CL_ERR_NOMEM, "out of memory");
 	}
-	*der = NULL;
 	len = i2d_ECDSA_SIG(sig, der);
 	ECDSA_SIG_free(sig);
-	return len;
+	CL_ENSURE_MSG(len > 0, CL_ERR_SIGNATURE, "malformed ECDSA signature");
+	*dlen = (size_t)len;
+	return CL_OK;
+}
+
+int cl_ecdsa_der_to_raw(const uint8_t *der, size_t dlen, uint8_t *rs, size_t n)
+{
+	const uint8_t *p = der;
+	ECDSA_SIG *sig = NULL;
+	const BIGNUM *r = NULL, *s = NULL;
+	int ok = 0;
+
+	CL_ENSURE_MSG(dlen > 0 && dlen <= 160 && n > 0 && n <= 66, CL_ERR_ARG,
+		      "bad ECDSA signature sizes");
+	sig = d2i_ECDSA_SIG(NULL, &p, (long)dlen);
+	if (sig && p == der + dlen) {
+		ECDSA_SIG_get0(sig, &r, &s);
+		ok = BN_bn2binpad(r, rs, (int)n) == (int)n &&
+		     BN_bn2binpad(s, rs + n, (int)n) == (int)n;
+	}
+	ECDSA_SIG_free(sig);
+	ERR_clear_error();
+	CL_ENSURE_MSG(ok, CL_ERR_SIGNATURE, "malformed ECDSA signature");
+	return CL_OK;
 }
 
 int cl_ecdsa_verify_raw(EVP_PKEY *key, enum cl_hash h, const void *msg, size_t msglen,
@@ -118,18 +144,20 @@ int cl_ecdsa_verify_raw(EVP_PKEY *key, enum cl_hash h, const void *msg, size_t m
 int cl_ecdsa_verify_digest_raw(EVP_PKEY *key, const uint8_t *dgst, size_t dlen, const uint8_t *r,
 			       const uint8_t *s, size_t n)
 {
-	uint8_t *der = NULL;
-	int derlen = 0, ok = 0;
+	uint8_t *der = NULL, rs[132];
+	size_t derlen = 0;
+	int ok = 0;
 	EVP_PKEY_CTX *ctx = NULL;
 
-	if (n > 128)
+	if (n > 66)
 		return cl_fail(CL_ERR_ARG, "signature component too large");
-	derlen = sig_to_der(r, s, n, &der);
-	if (derlen < 0)
+	memcpy(rs, r, n);
+	memcpy(rs + n, s, n);
+	if (cl_ecdsa_raw_to_der(rs, n, &der, &derlen) != CL_OK)
 		return cl_fail(CL_ERR_SIGNATURE, "malformed ECDSA signature");
 	ctx = EVP_PKEY_CTX_new(key, NULL);
 	if (ctx && EVP_PKEY_verify_init(ctx) == 1)
-		ok = EVP_PKEY_verify(ctx, der, (size_t)derlen, dgst, dlen);
+		ok = EVP_PKEY_verify(ctx, der, derlen, dgst, dlen);
 	EVP_PKEY_CTX_free(ctx);
 	OPENSSL_free(der);
 	ERR_clear_error();
@@ -293,11 +321,11 @@ int cl_x509_from_any(const uint8_t *p, size_t n, X509 **out)
 static pthread_mutex_t pem_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {
 	uint8_t hash[32];
-	STACK_OF(X509) *sk;
+	STACK_OF(X509) * sk;
 } pem_cache[PEM_CACHE_SLOTS];
 static unsigned pem_next;
 
-static STACK_OF(X509) *refs_of(STACK_OF(X509) *sk)
+static STACK_OF(X509) * refs_of(STACK_OF(X509) * sk)
 {
 	STACK_OF(X509) *copy = sk_X509_new_null();
 
@@ -467,7 +495,7 @@ static int sig_cached(const uint8_t key[64], int store)
 	return hit;
 }
 
-static int asn1_epoch(const ASN1_TIME *t, int64_t *out)
+int cl_asn1_time_epoch(const ASN1_TIME *t, int64_t *out)
 {
 	struct tm tm;
 
@@ -501,8 +529,8 @@ int cl_crl_check(X509_CRL *crl, X509 *issuer, int64_t at)
 	}
 	CL_ENSURE_MSG(X509_CRL_get0_nextUpdate(crl) != NULL, CL_ERR_CHAIN,
 		      "CRL of %s has no nextUpdate", who);
-	CL_GUARD(asn1_epoch(X509_CRL_get0_lastUpdate(crl), &from));
-	CL_GUARD(asn1_epoch(X509_CRL_get0_nextUpdate(crl), &until));
+	CL_GUARD(cl_asn1_time_epoch(X509_CRL_get0_lastUpdate(crl), &from));
+	CL_GUARD(cl_asn1_time_epoch(X509_CRL_get0_nextUpdate(crl), &until));
 	if (at == 0)
 		at = (int64_t)time(NULL);
 	CL_ENSURE_MSG(at >= from && at <= until, CL_ERR_EXPIRED,

@@ -28,8 +28,9 @@ static void usage(FILE *f)
 		"tpm\n" VERIFIER_OPTS_HELP
 		"  --ear               print an EAR attestation result instead of JSON\n"
 		"  --signing-key FILE  EAR signing key (PEM EC P-256 → ES256, P-384 → ES384)\n"
-		"  --nonce HEX         freshness nonce to carry as eat_nonce (8..64 bytes)\n"
-		"                      TPM: the quote's extraData must equal the --nonce\n"
+		"  --nonce HEX         freshness nonce, 1..64 bytes. Evidence: a TPM quote's\n"
+		"                      extraData must equal it (any length the TPM accepts).\n"
+		"                      EAR: it is carried as eat_nonce, which must be 8..64 bytes\n"
 		"  --ttl SECONDS       EAR lifetime (default 300)\n"
 		"  --ak FILE           TPM: the trusted attestation key (PEM/DER SPKI,\n"
 		"                      TPM2B_PUBLIC or TPMT_PUBLIC)\n"
@@ -103,14 +104,25 @@ static int parse_report_data(const char *hex, uint8_t out[CL_REPORT_DATA_LEN])
 	return CL_OK;
 }
 
-/* Parse a hex nonce of 8..64 bytes. */
+/*
+ * --nonce means two things, with two length rules. As the evidence nonce it
+ * is compared with what the evidence signed (a TPM quote's extraData, a
+ * TPM2B_DATA of 1..64 bytes: `tpm2_quote -q 0badc0de` makes a 4-byte one).
+ * As an EAR's eat_nonce it must be 8..64 bytes (EAT); that rule is checked
+ * only when an EAR is built.
+ */
+#define NONCE_MIN     1
+#define NONCE_MAX     64
+#define EAR_NONCE_MIN 8
+
 static int parse_nonce(const char *hex, uint8_t **out, size_t *len)
 {
 	CL_GUARD(cl_hex_decode(hex, strlen(hex), out, len));
-	if (*len < 8 || *len > 64) {
+	if (*len < NONCE_MIN || *len > NONCE_MAX) {
 		free(*out);
 		*out = NULL;
-		return cl_fail(CL_ERR_ARG, "--nonce must be 8 to 64 bytes of hex");
+		return cl_fail(CL_ERR_ARG, "--nonce must be %d to %d bytes of hex", NONCE_MIN,
+			       NONCE_MAX);
 	}
 	return CL_OK;
 }
@@ -240,6 +252,13 @@ int cmd_verify(int argc, char **argv)
 	}
 	if (want_ear != (key_path != NULL)) {
 		fprintf(stderr, "cloister verify: --ear and --signing-key go together\n");
+		goto out;
+	}
+	if (want_ear && nonce && nonce_len < EAR_NONCE_MIN) {
+		fprintf(stderr,
+			"cloister verify: --nonce of %zu bytes cannot be an EAR's eat_nonce "
+			"(%d to %d bytes)\n",
+			nonce_len, EAR_NONCE_MIN, NONCE_MAX);
 		goto out;
 	}
 	if (verifier_path_check("evidence", argv[optind], VPATH_FILE) != CL_OK ||

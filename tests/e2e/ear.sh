@@ -131,7 +131,11 @@ expect_exit 2 "$CLOISTER" ear verify "$TMP/tok"
 expect_exit 2 "$CLOISTER" ear verify --jwks "$TMP/missing.json" "$TMP/tok"
 expect_exit 2 "$CLOISTER" verify --ear "$SNP"
 expect_exit 2 "$CLOISTER" verify --reference-values "$TMP/missing.json" "$SNP"
-expect_exit 2 "$CLOISTER" verify --nonce 01 "$SNP"
+# A 1-byte nonce is a valid evidence nonce (TPM extraData) but no eat_nonce (8..64 bytes).
+expect_exit 2 "$CLOISTER" verify --at $AT --vcek "$VCEK" --nonce 01 --ear --signing-key "$TMP/k256.pem" "$SNP"
+grep -q eat_nonce "$ERR" || fail "a short EAR nonce names eat_nonce"
+expect_exit 2 "$CLOISTER" verify --nonce "" "$SNP"
+expect_exit 2 "$CLOISTER" verify --nonce "$(printf '%0130d' 0)" "$SNP"
 
 # Malicious policies: a clear error, the process survives, exit 2.
 printf 'function appraise() while true do end end\n' >"$TMP/loop.lua"

@@ -153,8 +153,25 @@ for kind in rsa:rsassa rsa:rsapss ecc:ecdsa; do
 	expect_exit 1 verify --ak "$d/ak.pub" --nonce "${N%??}00" "$d/ev.json"
 done
 
-# tpm2_quote, then PCR 16 extended, then PCR values read afterwards: rejected.
+# A 4-byte qualifying data (any TPM2B_DATA length is a valid nonce): the quote
+# verifies with that nonce; it cannot be an EAR's eat_nonce (8..64 bytes).
 d=$TMP/rsassa
+tpm2_quote -c "$d/ak.ctx" -l sha256:0,16 -q 0badc0de -m "$d/m4" -s "$d/s4" -o "$d/p4" \
+	-g sha256 >/dev/null 2>"$ERR" || fail "tpm2_quote -q 0badc0de: $(cat "$ERR")"
+flush
+expect_exit 0 "$CLOISTER" tpm import --msg "$d/m4" --sig "$d/s4" --pcrs "$d/p4" --ak "$d/ak.pub"
+cp "$OUT" "$d/ev4.json"
+expect_exit 0 verify --ak "$d/ak.pub" --nonce 0badc0de "$d/ev4.json"
+expect_json status verified
+expect_json claims.nonce 0badc0de
+expect_exit 1 verify --ak "$d/ak.pub" --nonce 0badc0df "$d/ev4.json"
+expect_exit 1 verify --ak "$d/ak.pub" --nonce 0badc0de00 "$d/ev4.json"
+openssl ecparam -name prime256v1 -genkey -noout -out "$TMP/ear.pem" 2>/dev/null
+expect_exit 2 verify --ak "$d/ak.pub" --nonce 0badc0de --ear --signing-key "$TMP/ear.pem" "$d/ev4.json"
+grep -q eat_nonce "$ERR" || fail "a short nonce with --ear names eat_nonce"
+expect_exit 2 verify --ak "$d/ak.pub" --nonce "" "$d/ev4.json"
+
+# tpm2_quote, then PCR 16 extended, then PCR values read afterwards: rejected.
 tpm2_quote -c "$d/ak.ctx" -l sha256:16 -q "$N" -m "$d/m16" -s "$d/s16" -o "$d/p16" -F values \
 	-g sha256 >/dev/null 2>"$ERR" || fail "tpm2_quote pcr 16"
 flush

@@ -27,14 +27,8 @@
 #define CL_DCAP_KEY_LEN	       64
 
 /* Caps on the variable-length parts of a quote. */
-#define CL_DCAP_MAX_AUTH_DATA 4096
-#define CL_DCAP_MAX_CERT_DATA (64 * 1024) /* = CL_MAX_PEM_CHAIN */
-/*
- * TDX quotes are often handed over in the fixed-size buffer the quoting
- * service filled, so zero bytes can follow the quote. Tolerated up to this
- * many, and only when every one is zero (they are not signed).
- */
-#define CL_DCAP_MAX_PADDING	   8192
+#define CL_DCAP_MAX_AUTH_DATA	   4096
+#define CL_DCAP_MAX_CERT_DATA	   (64 * 1024) /* = CL_MAX_PEM_CHAIN */
 
 #define CL_DCAP_ATT_KEY_ECDSA_P256 2
 #define CL_DCAP_TEE_SGX		   0x00000000u
@@ -128,12 +122,18 @@ struct cl_dcap_quote {
 	const uint8_t *signature; /* r || s, big-endian */
 	const uint8_t *att_key;	  /* x || y, big-endian P-256 point */
 	struct cl_dcap_certdata cert;
+	/*
+	 * Bytes after the signature data (a quote often comes in the fixed-size
+	 * buffer the quoting service filled): unsigned, never interpreted, at
+	 * most CL_MAX_TRAILING.
+	 */
+	size_t trailing;
 };
 
 /*
  * Parse a whole quote. Rejects anything outside the formats above (other
  * versions, attestation key types, TEE types, body types or sizes, lengths
- * that do not add up, trailing bytes other than zero padding).
+ * that do not add up, more than CL_MAX_TRAILING bytes after the quote).
  */
 CL_MUST_USE int cl_dcap_quote_parse(const uint8_t *p, size_t n, struct cl_dcap_quote *out);
 

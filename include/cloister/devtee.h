@@ -55,11 +55,13 @@ struct cl_devtee_report {
 	uint8_t signer_id[CL_DEVTEE_HASH_LEN];
 	uint8_t sig_r[CL_DEVTEE_HASH_LEN];
 	uint8_t sig_s[CL_DEVTEE_HASH_LEN];
+	size_t trailing; /* unsigned bytes after the report, never interpreted */
 };
 
 /*
- * Parse exactly CL_DEVTEE_REPORT_LEN bytes: magic, version, known flags.
- * Trailing or missing bytes are rejected. Checks no signature.
+ * Parse the CL_DEVTEE_REPORT_LEN bytes of a report: magic, version, known
+ * flags. Up to CL_MAX_TRAILING bytes may follow, counted in out->trailing and
+ * never read; missing bytes are rejected. Checks no signature.
  */
 CL_MUST_USE int cl_devtee_report_parse(const uint8_t *p, size_t n, struct cl_devtee_report *out);
 /* Serialise r (signature included) into out. */

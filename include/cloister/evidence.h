@@ -35,6 +35,14 @@ enum cl_format cl_format_detect(const uint8_t *ev, size_t n);
 
 #define CL_REPORT_DATA_LEN 64
 #define CL_MAX_EVIDENCE	   (1u << 20)
+/*
+ * Binary evidence (SNP report, DCAP quote, dev-TEE report) is often handed
+ * over in the fixed-size buffer a driver or quoting service filled, so bytes
+ * may follow the signed structure. They are accepted whatever their value,
+ * never interpreted, and counted in the claims as "trailing_bytes"; more than
+ * this many make the evidence oversized (CL_ERR_MALFORMED).
+ */
+#define CL_MAX_TRAILING (64u << 10)
 
 struct cl_verify_opts {
 	enum cl_format format;

@@ -68,11 +68,14 @@ struct cl_snp_report {
 	int author_key_en;
 	int mask_chip_key;
 	int debug;
+	/* Unsigned bytes after the report (never interpreted). */
+	size_t trailing;
 };
 
 /*
- * Parse exactly CL_SNP_REPORT_SIZE bytes. No I/O, no signature check.
- * Rejects: wrong size, versions other than 2..5, signature algorithms other
+ * Parse the CL_SNP_REPORT_SIZE bytes of a report; up to CL_MAX_TRAILING bytes
+ * may follow (counted in out->trailing, never read). No I/O, no signature
+ * check. Rejects: fewer bytes, more trailing bytes, versions other than 2..5, signature algorithms other
  * than ECDSA P-384 with SHA-384, signing keys other than VCEK and VLEK,
  * policy bit 17 clear, and nonzero reserved fields (including the unused high
  * bytes of r and s and the padding after them).

@@ -197,8 +197,6 @@ int cl_dcap_quote_parse(const uint8_t *p, size_t n, struct cl_dcap_quote *q)
 {
 	struct cl_reader r = cl_reader_make(p, n), sig = {0};
 	uint32_t sig_len = 0;
-	const uint8_t *pad = NULL;
-	size_t pad_len = 0;
 
 	memset(q, 0, sizeof(*q));
 	CL_GUARD(cl_read_u16le(&r, &q->version));
@@ -229,12 +227,8 @@ int cl_dcap_quote_parse(const uint8_t *p, size_t n, struct cl_dcap_quote *q)
 	CL_GUARD(cl_read_ref(&sig, CL_DCAP_KEY_LEN, &q->att_key));
 	CL_GUARD(cl_dcap_certdata_parse(sig.p, sig.left, q->version, &q->cert));
 
-	pad_len = r.left;
-	CL_ENSURE_MSG(pad_len <= CL_DCAP_MAX_PADDING, CL_ERR_MALFORMED, "%zu bytes after the quote",
-		      pad_len);
-	CL_GUARD(cl_read_ref(&r, pad_len, &pad));
-	for (size_t i = 0; i < pad_len; i++)
-		CL_ENSURE_MSG(pad[i] == 0, CL_ERR_MALFORMED, "non-zero bytes after the quote");
+	/* Unsigned and never read, whatever their value: only counted. */
+	CL_GUARD(cl_trailing_check(n, n - r.left, "quote", &q->trailing));
 	return CL_OK;
 }
 
@@ -547,6 +541,7 @@ static int quote_claims(const struct cl_dcap_quote *q, json_t **out)
 
 	CL_CHECK(c != NULL, CL_ERR_NOMEM, "out of memory");
 	CL_TRY(set_int(c, "quote_version", q->version));
+	CL_TRY(cl_claims_set_trailing(c, q->trailing));
 	if (q->tee_type == CL_DCAP_TEE_TDX) {
 		const struct cl_tdx_report *t = &q->tdx;
 		static const char *const rtmr[4] = {"rtmr0", "rtmr1", "rtmr2", "rtmr3"};

@@ -29,14 +29,12 @@ _Static_assert(CL_DEVTEE_REPORT_LEN == CL_DEVTEE_SIGNED_LEN + 2 * CL_DEVTEE_HASH
 
 int cl_devtee_report_parse(const uint8_t *p, size_t n, struct cl_devtee_report *out)
 {
-	struct cl_reader r = cl_reader_make(p, n);
+	struct cl_reader r = cl_reader_make(p, n < CL_DEVTEE_REPORT_LEN ? n : CL_DEVTEE_REPORT_LEN);
 	uint8_t magic[CL_DEVTEE_MAGIC_LEN];
+	size_t trailing = 0;
 
 	memset(out, 0, sizeof(*out));
-	CL_ENSURE_MSG(n >= CL_DEVTEE_REPORT_LEN, CL_ERR_TRUNCATED,
-		      "dev-TEE report is %zu bytes, want %d", n, CL_DEVTEE_REPORT_LEN);
-	CL_ENSURE_MSG(n == CL_DEVTEE_REPORT_LEN, CL_ERR_MALFORMED,
-		      "dev-TEE report has %zu trailing bytes", n - CL_DEVTEE_REPORT_LEN);
+	CL_GUARD(cl_trailing_check(n, CL_DEVTEE_REPORT_LEN, "dev-TEE report", &trailing));
 	CL_GUARD(cl_read_bytes(&r, magic, sizeof(magic)));
 	CL_ENSURE_MSG(memcmp(magic, CL_DEVTEE_MAGIC, CL_DEVTEE_MAGIC_LEN) == 0, CL_ERR_MALFORMED,
 		      "not a dev-TEE report (bad magic)");
@@ -55,6 +53,7 @@ int cl_devtee_report_parse(const uint8_t *p, size_t n, struct cl_devtee_report *
 	CL_GUARD(cl_read_bytes(&r, out->sig_r, sizeof(out->sig_r)));
 	CL_GUARD(cl_read_bytes(&r, out->sig_s, sizeof(out->sig_s)));
 	CL_ENSURE(r.left == 0, CL_ERR_INTERNAL);
+	out->trailing = trailing;
 	return CL_OK;
 }
 
@@ -166,6 +165,7 @@ static int claims_fill(json_t *c, const struct cl_devtee_report *r)
 	CL_TRY(cl_claims_set_hex(c, "report_data", r->report_data, CL_DEVTEE_REPORT_DATA_LEN));
 	CL_TRY(cl_claims_set_hex(c, "host_data", r->host_data, CL_DEVTEE_HASH_LEN));
 	CL_TRY(cl_claims_set_hex(c, "signer_id", r->signer_id, CL_DEVTEE_HASH_LEN));
+	CL_TRY(cl_claims_set_trailing(c, r->trailing));
 	CL_CHECK(json_object_set_new(c, "debug", json_boolean(r->flags & CL_DEVTEE_FLAG_DEBUG)) ==
 				 0 &&
 			 json_object_set_new(c, "version", json_integer(r->version)) == 0 &&

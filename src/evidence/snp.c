@@ -50,16 +50,15 @@ static int read_scalar(struct cl_reader *r, uint8_t out[CL_SNP_P384_LEN])
 
 int cl_snp_report_parse(const uint8_t *p, size_t n, struct cl_snp_report *out)
 {
-	struct cl_reader r = cl_reader_make(p, n);
+	struct cl_reader r = cl_reader_make(p, n < CL_SNP_REPORT_SIZE ? n : CL_SNP_REPORT_SIZE);
 	struct cl_snp_report *o = out;
 	uint32_t signing_key = 0;
+	size_t trailing = 0;
 
 	memset(o, 0, sizeof(*o));
 	CL_ENSURE_MSG(p != NULL || n == 0, CL_ERR_ARG, "no report");
-	CL_ENSURE_MSG(n >= CL_SNP_REPORT_SIZE, CL_ERR_TRUNCATED,
-		      "SNP report is %zu bytes, expected %d", n, CL_SNP_REPORT_SIZE);
-	CL_ENSURE_MSG(n == CL_SNP_REPORT_SIZE, CL_ERR_MALFORMED,
-		      "SNP report is %zu bytes, expected %d", n, CL_SNP_REPORT_SIZE);
+	CL_GUARD(cl_trailing_check(n, CL_SNP_REPORT_SIZE, "SNP report", &trailing));
+	o->trailing = trailing;
 
 	CL_GUARD(cl_read_u32le(&r, &o->version));
 	/* 4 is what Turin firmware briefly emitted between 3 and 5 (same layout as 5). */
@@ -219,6 +218,7 @@ static int fill_claims(json_t *c, const struct cl_snp_report *r, enum cl_amd_pro
 	CL_GUARD(set_new(c, "guest_svn", json_integer(r->guest_svn)));
 	CL_GUARD(set_u64(c, "policy", r->policy));
 	CL_GUARD(set_new(c, "vmpl", json_integer(r->vmpl)));
+	CL_GUARD(cl_claims_set_trailing(c, r->trailing));
 	CL_GUARD(set_new(c, "signing_key",
 			 json_string(r->signer == CL_SNP_SIGNER_VLEK ? "vlek" : "vcek")));
 	if (product_known)

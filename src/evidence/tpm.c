@@ -696,6 +696,8 @@ int cl_tpm_verify(const uint8_t *evb, size_t n, const struct cl_verify_opts *o, 
 	CL_TRY(cl_claims_set_hex(c, "ak", akh, sizeof(akh)));
 	CL_TRY(set(c, "ak_trust", trust ? json_string(trust) : json_null()));
 	CL_TRY(set(c, "ak_restricted", restricted < 0 ? json_null() : json_boolean(restricted)));
+	/* The quote and signature arrive length-exact in JSON: nothing can trail them. */
+	CL_TRY(cl_claims_set_trailing(c, 0));
 	CL_TRY(set(c, "signature_alg", json_string(sig_name(sig.sigAlg))));
 	CL_TRY(set(c, "hash_alg",
 		   json_string(cl_tpm_alg_name(sig_hash(&sig)) ? cl_tpm_alg_name(sig_hash(&sig))

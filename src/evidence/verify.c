@@ -49,9 +49,14 @@ enum cl_format cl_format_detect(const uint8_t *ev, size_t n)
 	}
 	if (n >= CL_DEVTEE_MAGIC_LEN && memcmp(ev, CL_DEVTEE_MAGIC, CL_DEVTEE_MAGIC_LEN) == 0)
 		return CL_FORMAT_DEVTEE;
-	/* SNP ATTESTATION_REPORT: fixed 1184 bytes, version 2..5 at offset 0. */
+	/*
+	 * SNP ATTESTATION_REPORT: 1184 bytes, version 2..5 at offset 0 (which no
+	 * DCAP header, dev-TEE magic or JSON text starts with), then at most
+	 * CL_MAX_TRAILING unsigned bytes.
+	 */
 	r = cl_reader_make(ev, n);
-	if (n == 1184 && cl_read_u32le(&r, &snpver) == CL_OK && snpver >= 2 && snpver <= 5)
+	if (n >= 1184 && n - 1184 <= CL_MAX_TRAILING && cl_read_u32le(&r, &snpver) == CL_OK &&
+	    snpver >= 2 && snpver <= 5)
 		return CL_FORMAT_SNP;
 	if (cl_tpm_detect(ev, n))
 		return CL_FORMAT_TPM;
@@ -73,6 +78,25 @@ int cl_claims_set_hex(json_t *claims, const char *key, const uint8_t *p, size_t 
 		return cl_fail(CL_ERR_NOMEM, "out of memory");
 	}
 	free(s);
+	return CL_OK;
+}
+
+int cl_trailing_check(size_t n, size_t used, const char *what, size_t *trailing)
+{
+	*trailing = 0;
+	if (n < used)
+		return cl_fail(CL_ERR_TRUNCATED, "%s is %zu bytes, expected %zu", what, n, used);
+	if (n - used > CL_MAX_TRAILING)
+		return cl_fail(CL_ERR_MALFORMED, "%zu bytes follow the %s (at most %u)", n - used,
+			       what, CL_MAX_TRAILING);
+	*trailing = n - used;
+	return CL_OK;
+}
+
+int cl_claims_set_trailing(json_t *claims, size_t trailing)
+{
+	if (json_object_set_new(claims, "trailing_bytes", json_integer((json_int_t)trailing)) != 0)
+		return cl_fail(CL_ERR_NOMEM, "out of memory");
 	return CL_OK;
 }
 

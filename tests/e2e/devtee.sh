@@ -62,8 +62,20 @@ for off in 0 8 12 16 100 200 380 420 511; do
 done
 head -c 511 "$TMP/a.bin" >"$TMP/short.bin"
 expect_exit 1 verify --format devtee --devtee-root "$S/root.pem" "$TMP/short.bin"
+# Bytes after the report are unsigned: accepted whatever they are and counted.
+# Two reports back to back are one report plus 512 trailing bytes.
 cat "$TMP/a.bin" "$TMP/a.bin" >"$TMP/long.bin"
-expect_exit 1 verify --devtee-root "$S/root.pem" "$TMP/long.bin"
+expect_exit 0 verify --devtee-root "$S/root.pem" "$TMP/long.bin"
+expect_json format devtee
+expect_json claims.trailing_bytes 512
+expect_exit 0 verify --devtee-root "$S/root.pem" "$TMP/a.bin"
+expect_json claims.trailing_bytes 0
+# More than 64 KiB of them make the evidence oversized.
+{ cat "$TMP/a.bin"; head -c 65537 /dev/zero; } >"$TMP/huge.bin"
+expect_exit 1 verify --devtee-root "$S/root.pem" "$TMP/huge.bin"
+grep -q "at most 65536" "$OUT" || fail "oversized trailing bytes: reason gives the cap"
+flip "$TMP/long.bin" 100 "$TMP/longbad.bin"
+expect_exit 1 verify --devtee-root "$S/root.pem" "$TMP/longbad.bin"
 
 # The JSON envelope names the format and carries the event log.
 expect_exit 0 dt run --state "$S" -- env "$NOLEAK" "$CLOISTER" agent evidence --report-data 01 --json

@@ -71,10 +71,17 @@ put('sig', flip(48 + 584 + 4 + 10))
 put('qe', flip(48 + 584 + 4 + 128 + 6 + 100))
 put('cert', flip(pem + 300))
 put('trunc', d[:3000])
-put('garbage', d + b'\x01')
+put('trailing', d + b'\x01' * 100)
+put('oversized', d + b'\x01' * 65537)
+put('trailing-sig', flip(48 + 584 + 4 + 10) + b'\x01' * 100)
 PY
-for t in body sig qe cert trunc garbage; do
+for t in body sig qe cert trunc oversized trailing-sig; do
 	expect_exit 1 "$CLOISTER" verify --offline --at $AT "$TMP/$t"
 	expect_json status rejected
 done
+# Bytes after the quote (a fixed-size buffer) are unsigned: accepted whatever they are, counted.
+expect_exit 0 "$CLOISTER" verify --offline --at $AT "$V/tdx/dcap-qvl/tdx_quote"
+base=$(json_get claims.trailing_bytes <"$OUT")
+expect_exit 0 "$CLOISTER" verify --offline --at $AT "$TMP/trailing"
+expect_json claims.trailing_bytes $((base + 100))
 finish

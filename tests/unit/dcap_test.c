@@ -285,7 +285,7 @@ static void tamper(const char *file, int64_t at, int allow_debug)
 	CHECK_EQ_INT(cl_dcap_quote_parse(b.data, b.len, &q), CL_OK);
 	CHECK_EQ_INT(verify_at(&b, at, NULL, allow_debug, &r), CL_OK);
 	cl_verify_result_free(&r);
-	/* Everything up to the end of the certification data; zero padding after it is not signed. */
+	/* Everything up to the end of the certification data; what follows is not signed. */
 	end = (size_t)(q.cert.cert_data - b.data) + q.cert.cert_len;
 	pem_off = (size_t)(q.cert.cert_data - b.data);
 	pem_len = q.cert.cert_len;
@@ -307,12 +307,16 @@ static void tamper(const char *file, int64_t at, int allow_debug)
 	}
 	CHECK_EQ_INT(accepted, 0);
 	CHECK(exempt <= 2);
-	/* Any non-zero byte in the padding is refused. */
+	/* Bytes after the quote are accepted whatever their value, and counted. */
 	for (size_t i = end; i < b.len; i++) {
+		uint8_t old = b.data[i];
+
 		b.data[i] = 0x80;
-		CHECK(verify_at(&b, at, NULL, allow_debug, &r) != CL_OK);
+		CHECK_EQ_INT(verify_at(&b, at, NULL, allow_debug, &r), CL_OK);
+		CHECK_EQ_INT(json_integer_value(json_object_get(r.claims, "trailing_bytes")),
+			     b.len - end);
 		cl_verify_result_free(&r);
-		b.data[i] = 0;
+		b.data[i] = old;
 	}
 	/* Every truncation of the quote itself. */
 	for (size_t n = 0; n < end; n++) {
@@ -321,17 +325,31 @@ static void tamper(const char *file, int64_t at, int allow_debug)
 		CHECK(verify_at(&t, at, NULL, allow_debug, &r) != CL_OK);
 		cl_verify_result_free(&r);
 	}
-	/* One byte more that is not padding. */
+	/* Any bytes after the quote, up to CL_MAX_TRAILING; one more is oversized. */
 	{
-		uint8_t *ext = malloc(end + 1);
+		uint8_t *ext = malloc(end + CL_MAX_TRAILING + 1);
 
 		CHECK(ext != NULL);
 		if (ext) {
 			struct cl_buf t = {ext, end + 1, end + 1, 0};
 
 			memcpy(ext, b.data, end);
-			ext[end] = 0x41;
-			CHECK(verify_at(&t, at, NULL, allow_debug, &r) != CL_OK);
+			memset(ext + end, 0x41, CL_MAX_TRAILING + 1);
+			CHECK_EQ_INT(verify_at(&t, at, NULL, allow_debug, &r), CL_OK);
+			CHECK_EQ_INT(
+				json_integer_value(json_object_get(r.claims, "trailing_bytes")), 1);
+			cl_verify_result_free(&r);
+			t.len = end + CL_MAX_TRAILING;
+			CHECK_EQ_INT(verify_at(&t, at, NULL, allow_debug, &r), CL_OK);
+			cl_verify_result_free(&r);
+			t.len = end + CL_MAX_TRAILING + 1;
+			CHECK_EQ_INT(verify_at(&t, at, NULL, allow_debug, &r), CL_ERR_MALFORMED);
+			cl_verify_result_free(&r);
+			/* Nothing after the quote: 0, not absent. */
+			t.len = end;
+			CHECK_EQ_INT(verify_at(&t, at, NULL, allow_debug, &r), CL_OK);
+			CHECK(json_is_integer(json_object_get(r.claims, "trailing_bytes")) &&
+			      json_integer_value(json_object_get(r.claims, "trailing_bytes")) == 0);
 			cl_verify_result_free(&r);
 			free(ext);
 		}

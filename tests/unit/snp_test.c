@@ -129,15 +129,23 @@ static void put_u32(uint8_t *p, uint32_t v)
 static void test_parse_malformed(void)
 {
 	struct cl_snp_report r;
-	uint8_t *m = malloc(CL_SNP_REPORT_SIZE + 1);
+	uint8_t *m = malloc(CL_SNP_REPORT_SIZE + CL_MAX_TRAILING + 1);
 	int bad = 0;
 
 	memcpy(m, gsg_report.data, CL_SNP_REPORT_SIZE);
 	for (size_t n = 0; n < CL_SNP_REPORT_SIZE; n++)
 		bad += cl_snp_report_parse(m, n, &r) != CL_ERR_TRUNCATED;
 	CHECK_EQ_INT(bad, 0);
-	m[CL_SNP_REPORT_SIZE] = 0;
-	CHECK_EQ_INT(cl_snp_report_parse(m, CL_SNP_REPORT_SIZE + 1, &r), CL_ERR_MALFORMED);
+	/* Unsigned bytes after the report: accepted and counted, up to the cap. */
+	memset(m + CL_SNP_REPORT_SIZE, 0xa5, CL_MAX_TRAILING + 1);
+	CHECK_EQ_INT(cl_snp_report_parse(m, CL_SNP_REPORT_SIZE + 1, &r), CL_OK);
+	CHECK_EQ_INT(r.trailing, 1);
+	CHECK_EQ_INT(cl_snp_report_parse(m, CL_SNP_REPORT_SIZE + CL_MAX_TRAILING, &r), CL_OK);
+	CHECK_EQ_INT(r.trailing, CL_MAX_TRAILING);
+	CHECK_EQ_INT(cl_snp_report_parse(m, CL_SNP_REPORT_SIZE + CL_MAX_TRAILING + 1, &r),
+		     CL_ERR_MALFORMED);
+	CHECK_EQ_INT(cl_format_detect(m, CL_SNP_REPORT_SIZE + 4000), CL_FORMAT_SNP);
+	CHECK_EQ_INT(cl_format_detect(m, CL_SNP_REPORT_SIZE + CL_MAX_TRAILING + 1), CL_FORMAT_AUTO);
 
 	const struct {
 		size_t off;
@@ -321,6 +329,40 @@ static void test_no_stale_detail(void)
 	}
 	free(bad);
 	cl_buf_free(&certs);
+}
+
+/* A report in a driver's fixed-size buffer; two reports are one plus 1184 unsigned bytes. */
+static void test_trailing_bytes(void)
+{
+	struct cl_verify_opts o = opts(&tru_vcek, "2025-06-01T00:00:00Z");
+	size_t n = 2 * CL_SNP_REPORT_SIZE;
+	uint8_t *buf = malloc(4096);
+	json_t *c = NULL;
+
+	CHECK(buf != NULL);
+	if (!buf)
+		return;
+	o.format = CL_FORMAT_AUTO;
+	memcpy(buf, tru_report.data, CL_SNP_REPORT_SIZE);
+	CHECK_EQ_INT(verify(buf, CL_SNP_REPORT_SIZE, &o, &c), CL_OK);
+	CHECK_EQ_INT(int_claim(c, "trailing_bytes"), 0);
+	CHECK(json_is_integer(json_object_get(c, "trailing_bytes")));
+	json_decref(c);
+	memset(buf + CL_SNP_REPORT_SIZE, 0xff, 4096 - CL_SNP_REPORT_SIZE);
+	CHECK_EQ_INT(verify(buf, 4096, &o, &c), CL_OK);
+	CHECK_EQ_INT(int_claim(c, "trailing_bytes"), 4096 - CL_SNP_REPORT_SIZE);
+	json_decref(c);
+	memcpy(buf + CL_SNP_REPORT_SIZE, gsg_report.data, CL_SNP_REPORT_SIZE);
+	CHECK_EQ_INT(verify(buf, n, &o, &c), CL_OK);
+	CHECK_EQ_INT(int_claim(c, "trailing_bytes"), CL_SNP_REPORT_SIZE);
+	/* The first report's chip; the second report is never read. */
+	CHECK(str_claim(c, "chip_id") && strncmp(str_claim(c, "chip_id"), "c38427a3", 8) == 0);
+	CHECK_STR(str_claim(c, "signing_key"), "vcek");
+	json_decref(c);
+	/* The signed bytes keep their every-byte-flip rejection with bytes after them. */
+	buf[42] ^= 1;
+	CHECK_EQ_INT(verify(buf, n, &o, NULL), CL_ERR_SIGNATURE);
+	free(buf);
 }
 
 static void test_trustee(void)
@@ -569,6 +611,7 @@ int main(void)
 	RUN(test_go_sev_guest);
 	RUN(test_trustee);
 	RUN(test_no_stale_detail);
+	RUN(test_trailing_bytes);
 	RUN(test_cache_respects_time);
 	RUN(test_wrong_keys);
 	RUN(test_certs_option);

@@ -13,6 +13,19 @@ NOLEAK=ASAN_OPTIONS=detect_leaks=0
 PIDS=""
 cleanup() {
 	for p in $PIDS; do kill "$p" 2>/dev/null; done
+	# Give them 5 s to drain and exit, then stop them for good.
+	i=0
+	while [ $i -lt 50 ]; do
+		alive=0
+		for p in $PIDS; do kill -0 "$p" 2>/dev/null && alive=1; done
+		[ $alive = 0 ] && break
+		sleep 0.1
+		i=$((i + 1))
+	done
+	for p in $PIDS; do
+		kill -0 "$p" 2>/dev/null && echo "  (pid $p had not exited 5 s after SIGTERM: $(tr '\0' ' ' <"/proc/$p/cmdline"))" >&2
+		kill -KILL "$p" 2>/dev/null
+	done
 	wait 2>/dev/null
 	rm -rf "$TMP"
 }
@@ -257,4 +270,8 @@ for n in fit over; do
 	cpu_flat "serve ($cap)" "$P"
 done
 grep -q "out of file descriptors" "$TMP/over.log" || fail "serve logs running out of descriptors: $(head -5 "$TMP/over.log")"
+# Sanitizer builds report memory errors as they happen.
+for f in "$TMP"/*.log; do
+	grep -q "ERROR: AddressSanitizer\|runtime error" "$f" && fail "sanitizer report in $f: $(head -30 "$f")"
+done
 finish

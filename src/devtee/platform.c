@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 
 #include "cloister/crypto.h"
 #include "cloister/devtee.h"
@@ -299,10 +300,23 @@ static int sealed_copy(const struct cl_buf *prog, int *out)
 	return CL_OK;
 }
 
-static void die(const char *what)
+/*
+ * Leave a process forked from the platform: a copy, so nothing of the
+ * library's or the runtime's state is its own to tear down or check (exit
+ * hooks, sanitizers' leak checks included); only the status matters.
+ */
+static _Noreturn void leave(int status)
+{
+	fflush(stderr);
+	syscall(SYS_exit_group, status);
+	for (;;)
+		;
+}
+
+static _Noreturn void die(const char *what)
 {
 	fprintf(stderr, "cloister devtee: %s\n", what);
-	_exit(126);
+	leave(126);
 }
 
 /* The workload itself: default signal handling, no capabilities, exec. */
@@ -318,7 +332,7 @@ static void exec_workload(char *const argv[])
 		die(cl_error_detail());
 	fexecve(4, argv, environ);
 	fprintf(stderr, "cloister devtee: cannot execute %s: %s\n", argv[0], strerror(errno));
-	_exit(127);
+	leave(127);
 }
 
 /*
@@ -347,7 +361,7 @@ static void child(struct platform *pf, int sock, int memfd, struct cl_devtee_san
 	sb->sock = 3;
 	if (setenv(CL_DEVTEE_FD_ENV, "3", 1) != 0 || cl_devtee_sandbox(sb, &hidden) != CL_OK) {
 		fprintf(stderr, "cloister devtee: sandbox: %s\n", cl_error_detail());
-		_exit(126);
+		leave(126);
 	}
 	if (!hidden) {
 		if (!debug)
@@ -378,9 +392,9 @@ static void child(struct platform *pf, int sock, int memfd, struct cl_devtee_san
 		pid_t r = waitpid(-1, &ws, 0);
 
 		if (r == w)
-			_exit(WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws));
+			leave(WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws));
 		if (r < 0 && errno != EINTR)
-			_exit(126);
+			leave(126);
 	}
 }
 
@@ -398,9 +412,19 @@ int cl_devtee_run(const struct cl_devtee_opts *o, char *const argv[], int *statu
 
 	memset(&pf, 0, sizeof(pf));
 	CL_CHECK(argv && argv[0], CL_ERR_ARG, "no program given");
-	/* Long-lived secrets live in the secure heap: locked, kept out of core dumps. */
-	if (!CRYPTO_secure_malloc_initialized())
+	/*
+	 * Long-lived secrets live in the secure heap: locked, kept out of core
+	 * dumps. This thread's random generators are created first, outside it:
+	 * created after, OpenSSL keeps parts of them in the secure heap that are
+	 * not freed before exit, where leak checkers cannot follow pointers.
+	 */
+	if (!CRYPTO_secure_malloc_initialized()) {
+		uint8_t warm = 0;
+
+		(void)RAND_priv_bytes(&warm, 1);
+		(void)RAND_bytes(&warm, 1);
 		(void)CRYPTO_secure_malloc_init(SECURE_HEAP, 64);
+	}
 	pf.seal = OPENSSL_secure_zalloc(SEAL_LEN);
 	CL_CHECK(pf.seal, CL_ERR_NOMEM, "out of memory");
 	CL_TRY(cl_devtee_state_dir(o->state_dir, dir, sizeof(dir)));

@@ -96,4 +96,26 @@ CL_MUST_USE int cl_amd_kds_fetch_vcek(const char *base, enum cl_amd_product p,
 				      const uint8_t chip_id[CL_AMD_CHIP_ID_LEN], uint64_t tcb,
 				      struct cl_buf *out);
 
+/* ------------------------------------------------------------ revocation */
+
+#define CL_AMD_MAX_CRL (64 * 1024)
+
+/* GET {base}/vcek/v1/{product}/crl, or /vlek/ (base NULL: CL_AMD_KDS_DEFAULT). */
+CL_MUST_USE int cl_amd_kds_crl_url(const char *base, enum cl_amd_product p, int vlek, char *out,
+				   size_t outlen);
+/* Cache file name (under "amd/"): crl-{vcek|vlek}-{product}.der */
+CL_MUST_USE int cl_amd_crl_cache_name(enum cl_amd_product p, int vlek, char *out, size_t outlen);
+/* Fetch the CRL body from KDS (untrusted; check it before caching). 404: CL_ERR_NOT_FOUND. */
+CL_MUST_USE int cl_amd_kds_fetch_crl(const char *base, enum cl_amd_product p, int vlek,
+				     struct cl_buf *out);
+/*
+ * Check an intermediate (ASK or ASVK) against an AMD CRL in DER or PEM: the
+ * CRL must name ark as its issuer, carry ark's signature and be valid at
+ * `at` (0 = now). CL_OK when the intermediate is not listed, CL_ERR_REVOKED
+ * when it is; CL_ERR_MALFORMED, CL_ERR_CHAIN, CL_ERR_SIGNATURE or
+ * CL_ERR_EXPIRED when the CRL cannot be used.
+ */
+CL_MUST_USE int cl_amd_crl_check(const uint8_t *crl, size_t n, X509 *ark, X509 *intermediate,
+				 int64_t at);
+
 #endif

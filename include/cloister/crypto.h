@@ -55,6 +55,13 @@ CL_MUST_USE int cl_hkdf_sha384(const uint8_t *ikm, size_t ikm_len, const uint8_t
 void cl_reverse(uint8_t *p, size_t n);
 
 /*
+ * Set up OpenSSL's secure heap (size bytes, a power of two) for long-lived
+ * keys: locked in memory where RLIMIT_MEMLOCK allows (*locked tells), left
+ * out of core dumps. Once per process; later calls do nothing.
+ */
+CL_MUST_USE int cl_secure_heap_init(size_t size, int *locked);
+
+/*
  * ECDSA signatures between DER (OpenSSL) and raw big-endian r‖s of n bytes
  * each (JOSE, COSE, SEV-SNP, TPM, the dev TEE). raw_to_der: *der is
  * OPENSSL_malloc'd. der_to_raw: rs holds 2n bytes; the DER must be exactly

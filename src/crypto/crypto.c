@@ -10,6 +10,7 @@
 #include <openssl/err.h>
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 
 #include "cloister/crypto.h"
 
@@ -705,5 +706,29 @@ int cl_x509_ext_by_oid(X509 *cert, const char *oid, const uint8_t **val, size_t 
 	os = X509_EXTENSION_get_data(ext);
 	*val = ASN1_STRING_get0_data(os);
 	*len = (size_t)ASN1_STRING_length(os);
+	return CL_OK;
+}
+
+int cl_secure_heap_init(size_t size, int *locked)
+{
+	uint8_t warm = 0;
+	int rc = 0;
+
+	if (locked)
+		*locked = 1;
+	if (CRYPTO_secure_malloc_initialized())
+		return CL_OK;
+	/*
+	 * This thread's random generators are created first, outside the heap:
+	 * created after, OpenSSL keeps parts of them there unfreed at exit,
+	 * where leak checkers cannot follow pointers and report them lost.
+	 */
+	(void)RAND_priv_bytes(&warm, 1);
+	(void)RAND_bytes(&warm, 1);
+	rc = CRYPTO_secure_malloc_init(size, 16);
+	ERR_clear_error();
+	CL_ENSURE_MSG(rc != 0, CL_ERR_CRYPTO, "cannot set up the OpenSSL secure heap");
+	if (locked)
+		*locked = rc == 1;
 	return CL_OK;
 }

@@ -26,7 +26,6 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
 
 #include "cloister/crypto.h"
 #include "cloister/devtee.h"
@@ -386,7 +385,22 @@ static void child(struct platform *pf, int sock, int memfd, struct cl_devtee_san
 	close(4);
 	if (chdir("/") != 0)
 		die("cannot leave the working directory");
+	/*
+	 * A namespace's init gets signals from outside only where it has a
+	 * handler: the platform's forwarded SIGINT/TERM/HUP/QUIT go on to the
+	 * workload from here.
+	 */
 	child_pid = w;
+	{
+		struct sigaction sa;
+
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = forward;
+		sigemptyset(&sa.sa_mask);
+		sa.sa_flags = SA_RESTART;
+		for (int i = 0; i < 4; i++)
+			sigaction(fwd_sigs[i], &sa, NULL);
+	}
 	sigprocmask(SIG_UNBLOCK, &block, NULL);
 	for (;;) {
 		pid_t r = waitpid(-1, &ws, 0);
@@ -412,19 +426,8 @@ int cl_devtee_run(const struct cl_devtee_opts *o, char *const argv[], int *statu
 
 	memset(&pf, 0, sizeof(pf));
 	CL_CHECK(argv && argv[0], CL_ERR_ARG, "no program given");
-	/*
-	 * Long-lived secrets live in the secure heap: locked, kept out of core
-	 * dumps. This thread's random generators are created first, outside it:
-	 * created after, OpenSSL keeps parts of them in the secure heap that are
-	 * not freed before exit, where leak checkers cannot follow pointers.
-	 */
-	if (!CRYPTO_secure_malloc_initialized()) {
-		uint8_t warm = 0;
-
-		(void)RAND_priv_bytes(&warm, 1);
-		(void)RAND_bytes(&warm, 1);
-		(void)CRYPTO_secure_malloc_init(SECURE_HEAP, 64);
-	}
+	/* Long-lived secrets live in the secure heap: locked, kept out of core dumps. */
+	CL_TRY(cl_secure_heap_init(SECURE_HEAP, NULL));
 	pf.seal = OPENSSL_secure_zalloc(SEAL_LEN);
 	CL_CHECK(pf.seal, CL_ERR_NOMEM, "out of memory");
 	CL_TRY(cl_devtee_state_dir(o->state_dir, dir, sizeof(dir)));

@@ -26,6 +26,7 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 
+#include "cloister/crypto.h"
 #include "cloister/kbs.h"
 
 #define TMP_SUFFIX ".tmp"
@@ -265,13 +266,9 @@ int cl_kbs_process_harden(void)
 		      "cannot disable core dumps: %s", strerror(errno));
 	CL_ENSURE_MSG(prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0, CL_ERR_INTERNAL,
 		      "cannot make the process non-dumpable: %s", strerror(errno));
-	/* 1: initialised; 2: initialised but not locked in memory (RLIMIT_MEMLOCK). */
-	if (!CRYPTO_secure_malloc_initialized()) {
-		rc = CRYPTO_secure_malloc_init(CL_KBS_SECURE_HEAP, 16);
-		CL_ENSURE_MSG(rc != 0, CL_ERR_CRYPTO, "cannot set up the OpenSSL secure heap");
-		if (rc == 2)
-			cl_log_warn("kbs: the secure heap could not be locked in memory");
-	}
+	CL_GUARD(cl_secure_heap_init(CL_KBS_SECURE_HEAP, &rc));
+	if (!rc)
+		cl_log_warn("kbs: the secure heap could not be locked in memory");
 	return CL_OK;
 }
 

@@ -179,4 +179,22 @@ else
 fi
 wait "$plat" 2>/dev/null
 
+# SIGTERM to the platform reaches the workload (through its namespace's init),
+# which ends and gives its status.
+"$CLOISTER" devtee run --state "$S" -- sh -c "exec sleep 303.$mark" >/dev/null 2>&1 &
+plat=$!
+i=0
+while ! pgrep -x -f "sleep 303.$mark" >/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+kill -TERM "$plat"
+i=0
+while kill -0 "$plat" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+if kill -0 "$plat" 2>/dev/null; then
+	fail "SIGTERM to the platform did not end the workload within 5 s"
+	kill -9 "$plat"
+	pkill -9 -f "sleep 303.$mark"
+fi
+wait "$plat"
+st=$?
+[ "$st" -eq 143 ] || fail "a workload ended by SIGTERM gives 143, got $st"
+
 finish

@@ -34,7 +34,7 @@ TESTS     := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCHES   := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 FUZZERS   := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
-.PHONY: all deps run check test unit e2e asan fuzz fuzz-smoke bench soak clean format
+.PHONY: all deps run check layers test unit e2e asan fuzz fuzz-smoke bench soak clean format
 
 all: $(BUILD)/cloister $(BUILD)/libcloister.a
 
@@ -79,6 +79,10 @@ e2e: all
 
 test: unit e2e
 
+# Include (and, from the built objects, call) graph against the layering.
+layers:
+	@scripts/layers.sh $(BUILD)
+
 # Every test again under AddressSanitizer and UndefinedBehaviorSanitizer.
 asan:
 	$(MAKE) --no-print-directory BUILD=build/asan CC=$(CC) \
@@ -87,6 +91,7 @@ asan:
 
 check: deps
 	$(MAKE) --no-print-directory all
+	@scripts/layers.sh $(BUILD)
 	$(MAKE) --no-print-directory test
 	$(MAKE) --no-print-directory asan
 	$(MAKE) --no-print-directory fuzz-smoke

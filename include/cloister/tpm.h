@@ -72,6 +72,8 @@ struct cl_tpm_evidence {
 /* 1 when the bytes look like a TPM JSON envelope in one of the shapes above. */
 int cl_tpm_detect(const uint8_t *ev, size_t n);
 CL_MUST_USE int cl_tpm_evidence_parse(const uint8_t *json, size_t n, struct cl_tpm_evidence *out);
+/* The same from a parsed document (borrowed; root may be NULL: not JSON). */
+CL_MUST_USE int cl_tpm_evidence_from_json(const json_t *root, struct cl_tpm_evidence *out);
 void cl_tpm_evidence_free(struct cl_tpm_evidence *ev);
 /* Our envelope for ev (new reference owned by the caller). */
 CL_MUST_USE int cl_tpm_evidence_to_json(const struct cl_tpm_evidence *ev, json_t **out);

@@ -1,12 +1,12 @@
 /*
- * The wire format between a dev-TEE workload and its platform process, and
- * the runtime-register event log. Both ends parse what the other sends with
+ * The wire format between a dev-TEE workload and its platform process (the
+ * runtime-register event log it returns is in src/evidence/devtee_eventlog.c).
+ * Both ends parse what the other sends with
  * the bounded reader: the platform must survive a hostile workload, and the
  * workload gains nothing from trusting a confused platform either.
  */
 #include <string.h>
 
-#include "cloister/crypto.h"
 #include "cloister/devtee.h"
 
 #define HDR_LEN 4
@@ -143,44 +143,5 @@ int cl_devtee_resp_parse(const uint8_t *p, size_t n, int *status, const uint8_t 
 	*status = -(int)st;
 	*len = plen;
 	CL_GUARD(cl_read_ref(&r, plen, payload));
-	return CL_OK;
-}
-
-int cl_devtee_extend(uint8_t reg[CL_DEVTEE_HASH_LEN], const uint8_t digest[CL_DEVTEE_HASH_LEN])
-{
-	uint8_t buf[2 * CL_DEVTEE_HASH_LEN];
-
-	memcpy(buf, reg, CL_DEVTEE_HASH_LEN);
-	memcpy(buf + CL_DEVTEE_HASH_LEN, digest, CL_DEVTEE_HASH_LEN);
-	return cl_digest(CL_SHA384, buf, sizeof(buf), reg);
-}
-
-int cl_devtee_eventlog_replay(const uint8_t *p, size_t n,
-			      uint8_t rtmr[CL_DEVTEE_RTMRS][CL_DEVTEE_HASH_LEN], size_t *count)
-{
-	struct cl_reader r = cl_reader_make(p, n);
-	size_t k = 0;
-
-	memset(rtmr, 0, CL_DEVTEE_RTMRS * CL_DEVTEE_HASH_LEN);
-	while (r.left) {
-		uint32_t idx = 0;
-		uint16_t elen = 0;
-		uint8_t digest[CL_DEVTEE_HASH_LEN];
-
-		CL_ENSURE_MSG(k < CL_DEVTEE_MAX_EVENTS, CL_ERR_MALFORMED,
-			      "event log has more than %d entries", CL_DEVTEE_MAX_EVENTS);
-		CL_GUARD(cl_read_u32le(&r, &idx));
-		CL_ENSURE_MSG(idx < CL_DEVTEE_RTMRS, CL_ERR_MALFORMED,
-			      "event %zu names register %u", k, idx);
-		CL_GUARD(cl_read_bytes(&r, digest, sizeof(digest)));
-		CL_GUARD(cl_read_u16le(&r, &elen));
-		CL_ENSURE_MSG(elen <= CL_DEVTEE_MAX_EVENT, CL_ERR_MALFORMED,
-			      "event %zu data longer than %d bytes", k, CL_DEVTEE_MAX_EVENT);
-		CL_GUARD(cl_read_skip(&r, elen));
-		CL_GUARD(cl_devtee_extend(rtmr[idx], digest));
-		k++;
-	}
-	if (count)
-		*count = k;
 	return CL_OK;
 }

@@ -8,6 +8,7 @@
  * and finally the collateral and the TCB status it gives.
  */
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -19,6 +20,7 @@
 #include "cloister/crypto.h"
 #include "cloister/dcap.h"
 #include "cloister/endorse.h"
+#include "format.h"
 #include "internal.h"
 
 /* Wire layouts, as byte offsets add up in Intel's structure definitions. */
@@ -679,10 +681,64 @@ out:
 	return rc;
 }
 
-int cl_dcap_verify(const uint8_t *ev, size_t n, const struct cl_verify_opts *o, enum cl_format *fmt,
-		   json_t **claims)
+/* ------------------------------------------------------------- format */
+
+/*
+ * The quote header: version u16, attestation key type u16 (2: ECDSA P-256),
+ * TEE type u32. Lengths are checked first: detection is a guess and leaves
+ * no failure detail.
+ */
+static int dcap_header(const uint8_t *ev, size_t n, int *tdx)
 {
-	struct cl_dcap_quote q;
+	struct cl_reader r = cl_reader_make(ev, n);
+	uint16_t ver = 0, att_key = 0;
+	uint32_t tee = 0;
+
+	if (n < 8 || cl_read_u16le(&r, &ver) != CL_OK || cl_read_u16le(&r, &att_key) != CL_OK ||
+	    cl_read_u32le(&r, &tee) != CL_OK || att_key != 2)
+		return 0;
+	*tdx = tee == CL_DCAP_TEE_TDX;
+	if (tee == CL_DCAP_TEE_TDX)
+		return ver == 4 || ver == 5;
+	return tee == CL_DCAP_TEE_SGX && ver >= 3 && ver <= 5;
+}
+
+static int tdx_detect(const uint8_t *ev, size_t n, const json_t *json)
+{
+	int tdx = 0;
+
+	(void)json;
+	return dcap_header(ev, n, &tdx) && tdx;
+}
+
+static int sgx_detect(const uint8_t *ev, size_t n, const json_t *json)
+{
+	int tdx = 0;
+
+	(void)json;
+	return dcap_header(ev, n, &tdx) && !tdx;
+}
+
+/* Either descriptor takes either kind of quote; the quote says which it is. */
+static int dcap_parse(struct cl_evidence *e)
+{
+	struct cl_dcap_quote *q = calloc(1, sizeof(*q));
+
+	CL_ENSURE_MSG(q, CL_ERR_NOMEM, "out of memory");
+	e->parsed = q;
+	CL_GUARD(cl_dcap_quote_parse(e->raw, e->raw_len, q));
+	e->format = q->tee_type == CL_DCAP_TEE_TDX ? CL_FORMAT_TDX : CL_FORMAT_SGX;
+	return CL_OK;
+}
+
+static int dcap_claims(const struct cl_evidence *e, json_t **claims)
+{
+	return quote_claims(e->parsed, claims);
+}
+
+static int dcap_verify(const struct cl_evidence *e, const struct cl_verify_opts *o, json_t *c)
+{
+	const struct cl_dcap_quote *q = e->parsed;
 	struct pck pck = {0};
 	struct cl_intel_collateral *coll = NULL;
 	STACK_OF(X509_CRL) *crls = NULL;
@@ -690,18 +746,12 @@ int cl_dcap_verify(const uint8_t *ev, size_t n, const struct cl_verify_opts *o, 
 	const uint8_t *pem = NULL;
 	size_t pem_len = 0;
 	int64_t at = o->at ? o->at : (int64_t)time(NULL);
-	int is_tdx = 0, debug = 0, from_quote = 0, rc = CL_OK;
+	int is_tdx = q->tee_type == CL_DCAP_TEE_TDX, from_quote = 0, rc = CL_OK;
+	int debug = is_tdx ? (q->tdx.td_attributes[0] & 0x01) : (q->sgx.attributes[0] & 0x02);
 
-	*claims = NULL;
-	CL_TRY(cl_dcap_quote_parse(ev, n, &q));
-	is_tdx = q.tee_type == CL_DCAP_TEE_TDX;
-	*fmt = is_tdx ? CL_FORMAT_TDX : CL_FORMAT_SGX;
-	CL_TRY(quote_claims(&q, claims));
-	debug = is_tdx ? (q.tdx.td_attributes[0] & 0x01) : (q.sgx.attributes[0] & 0x02);
-
-	if (q.cert.cert_type == CL_DCAP_CERT_PCK_CHAIN) {
-		pem = q.cert.cert_data;
-		pem_len = q.cert.cert_len;
+	if (q->cert.cert_type == CL_DCAP_CERT_PCK_CHAIN) {
+		pem = q->cert.cert_data;
+		pem_len = q->cert.cert_len;
 		from_quote = 1;
 	} else {
 		pem = o->certs;
@@ -710,7 +760,7 @@ int cl_dcap_verify(const uint8_t *ev, size_t n, const struct cl_verify_opts *o, 
 	CL_CHECK(pem && pem_len, CL_ERR_COLLATERAL,
 		 "quote carries no PCK certificate chain (certification data type %u) and none was "
 		 "given",
-		 q.cert.cert_type);
+		 q->cert.cert_type);
 
 	/* Fetching needs the FMSPC, so the chain is checked once before the CRLs are known. */
 	if (!o->collateral && o->pcs_url && !o->offline)
@@ -722,23 +772,43 @@ int cl_dcap_verify(const uint8_t *ev, size_t n, const struct cl_verify_opts *o, 
 	}
 	EVP_PKEY_free(pck.key);
 	CL_TRY(pck_chain_verify(pem, pem_len, crls, from_quote, at, &pck));
-	CL_TRY(cl_claims_set_hex(*claims, "fmspc", pck.info.fmspc, sizeof(pck.info.fmspc)));
+	CL_TRY(cl_claims_set_hex(c, "fmspc", pck.info.fmspc, sizeof(pck.info.fmspc)));
 
-	CL_TRY(verify_sig(pck.key, q.cert.qe_report_raw, CL_DCAP_QE_REPORT_LEN,
-			  q.cert.qe_report_sig, "QE report"));
-	CL_TRY(check_qe_binding(&q));
-	CL_TRY(att_key_get(q.att_key, &ak));
-	CL_TRY(verify_sig(ak, q.signed_data, q.signed_len, q.signature, "quote"));
+	CL_TRY(verify_sig(pck.key, q->cert.qe_report_raw, CL_DCAP_QE_REPORT_LEN,
+			  q->cert.qe_report_sig, "QE report"));
+	CL_TRY(check_qe_binding(q));
+	CL_TRY(att_key_get(q->att_key, &ak));
+	CL_TRY(verify_sig(ak, q->signed_data, q->signed_len, q->signature, "quote"));
 
 	CL_CHECK(!debug || o->allow_debug, CL_ERR_POLICY,
 		 is_tdx ? "TD is debuggable (TD_ATTRIBUTES.DEBUG)"
 			: "enclave is debuggable (ATTRIBUTES.DEBUG)");
-	CL_TRY(cl_check_report_data(o, is_tdx ? q.tdx.report_data : q.sgx.report_data));
+	CL_TRY(cl_check_report_data(o, is_tdx ? q->tdx.report_data : q->sgx.report_data));
 	if (coll)
-		CL_TRY(tcb_check(&q, &pck, coll, *claims));
+		CL_TRY(tcb_check(q, &pck, coll, c));
 out:
 	EVP_PKEY_free(ak);
 	EVP_PKEY_free(pck.key);
 	cl_intel_collateral_free(coll);
 	return rc;
 }
+
+const struct cl_format_ops cl_tdx_format = {
+	.name = "tdx",
+	.id = CL_FORMAT_TDX,
+	.detect = tdx_detect,
+	.parse = dcap_parse,
+	.claims = dcap_claims,
+	.verify = dcap_verify,
+	.free = free,
+};
+
+const struct cl_format_ops cl_sgx_format = {
+	.name = "sgx",
+	.id = CL_FORMAT_SGX,
+	.detect = sgx_detect,
+	.parse = dcap_parse,
+	.claims = dcap_claims,
+	.verify = dcap_verify,
+	.free = free,
+};

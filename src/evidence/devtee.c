@@ -7,6 +7,7 @@
  * by accident.
  */
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -17,7 +18,8 @@
 #include <openssl/x509.h>
 
 #include "cloister/crypto.h"
-#include "cloister/devtee.h"
+#include "cloister/devtee_report.h"
+#include "format.h"
 #include "internal.h"
 
 _Static_assert(CL_DEVTEE_SIGNED_LEN == CL_DEVTEE_MAGIC_LEN + 4 + 4 + 3 * CL_DEVTEE_HASH_LEN +
@@ -300,32 +302,68 @@ static int root_get(const struct cl_verify_opts *o, struct root_info *out)
 	return CL_OK;
 }
 
-int cl_devtee_verify(const uint8_t *ev, size_t n, const struct cl_verify_opts *o, json_t **claims)
+/* ------------------------------------------------------------- format */
+
+static int devtee_detect(const uint8_t *ev, size_t n, const json_t *json)
 {
-	struct cl_devtee_report r;
+	(void)json;
+	return n >= CL_DEVTEE_MAGIC_LEN && memcmp(ev, CL_DEVTEE_MAGIC, CL_DEVTEE_MAGIC_LEN) == 0;
+}
+
+static int devtee_parse(struct cl_evidence *e)
+{
+	struct cl_devtee_report *r = calloc(1, sizeof(*r));
+
+	CL_ENSURE_MSG(r, CL_ERR_NOMEM, "out of memory");
+	e->parsed = r;
+	return cl_devtee_report_parse(e->raw, e->raw_len, r);
+}
+
+static int devtee_claims(const struct cl_evidence *e, json_t **claims)
+{
+	const struct cl_devtee_report *r = e->parsed;
+	json_t *c = cl_claims_new("devtee");
+
+	CL_ENSURE_MSG(c, CL_ERR_NOMEM, "out of memory");
+	*claims = c;
+	CL_GUARD(claims_fill(c, r));
+	/* The development root stands in for a vendor's: "UpToDate" by definition. */
+	CL_ENSURE_MSG(json_object_set_new(c, "tcb_status", json_string("UpToDate")) == 0,
+		      CL_ERR_NOMEM, "out of memory");
+	return CL_OK;
+}
+
+static int devtee_verify(const struct cl_evidence *e, const struct cl_verify_opts *o, json_t *c)
+{
+	const struct cl_devtee_report *r = e->parsed;
 	struct root_info ri = {0};
 	int rc = CL_OK;
-	json_t *c = NULL;
-
-	CL_TRY(cl_devtee_report_parse(ev, n, &r));
-	c = cl_claims_new("devtee");
-	CL_CHECK(c, CL_ERR_NOMEM, "out of memory");
-	*claims = c;
-	CL_TRY(claims_fill(c, &r));
-	/* The development root stands in for a vendor's: "UpToDate" by definition. */
-	CL_CHECK(json_object_set_new(c, "tcb_status", json_string("UpToDate")) == 0, CL_ERR_NOMEM,
-		 "out of memory");
 
 	CL_TRY(root_get(o, &ri));
 	CL_TRY(cl_claims_set_hex(c, "devtee_root", ri.fpr, sizeof(ri.fpr)));
-	CL_CHECK(memcmp(ri.signer_id, r.signer_id, sizeof(ri.signer_id)) == 0, CL_ERR_CHAIN,
+	CL_CHECK(memcmp(ri.signer_id, r->signer_id, sizeof(ri.signer_id)) == 0, CL_ERR_CHAIN,
 		 "the dev-TEE report was signed by a different development root");
-	CL_TRY(cl_ecdsa_verify_raw(X509_get0_pubkey(ri.root), CL_SHA384, ev, CL_DEVTEE_SIGNED_LEN,
-				   r.sig_r, r.sig_s, CL_DEVTEE_HASH_LEN));
-	CL_CHECK(!(r.flags & CL_DEVTEE_FLAG_DEBUG) || o->allow_debug, CL_ERR_POLICY,
+	CL_TRY(cl_ecdsa_verify_raw(X509_get0_pubkey(ri.root), CL_SHA384, e->raw,
+				   CL_DEVTEE_SIGNED_LEN, r->sig_r, r->sig_s, CL_DEVTEE_HASH_LEN));
+	CL_CHECK(!(r->flags & CL_DEVTEE_FLAG_DEBUG) || o->allow_debug, CL_ERR_POLICY,
 		 "the dev-TEE workload was launched with --debug");
-	CL_TRY(cl_check_report_data(o, r.report_data));
+	CL_TRY(cl_check_report_data(o, r->report_data));
+	/* The log is believed only as far as its replay equals the signed registers. */
+	if (e->env && e->env->have_eventlog)
+		CL_TRY(cl_devtee_eventlog_check(e->env->eventlog, e->env->eventlog_len, r->rtmr,
+						c));
 out:
 	root_info_clear(&ri);
 	return rc;
 }
+
+const struct cl_format_ops cl_devtee_format = {
+	.name = "devtee",
+	.id = CL_FORMAT_DEVTEE,
+	.flags = CL_FMT_ENV_EVENTLOG,
+	.detect = devtee_detect,
+	.parse = devtee_parse,
+	.claims = devtee_claims,
+	.verify = devtee_verify,
+	.free = free,
+};

@@ -8,17 +8,10 @@
 #include <ctype.h>
 #include <string.h>
 
-#include "cloister/devtee.h"
-#include "cloister/snp.h"
 #include "cloister/tpm.h"
 #include "envelope.h"
+#include "format.h"
 #include "internal.h"
-
-/* GHCB specification, "SNP Extended Guest Request": GUIDs in RFC 4122 byte order. */
-const uint8_t cl_snp_guid_vcek[16] = {0x63, 0xda, 0x75, 0x8d, 0xe6, 0x64, 0x45, 0x64,
-				      0xad, 0xc5, 0xf4, 0xb9, 0x3b, 0xe8, 0xac, 0xcd};
-const uint8_t cl_snp_guid_vlek[16] = {0xa8, 0x07, 0x4b, 0xc2, 0xa2, 0x5a, 0x48, 0x3e,
-				      0xaa, 0xe6, 0x39, 0xc0, 0x45, 0xa0, 0xb8, 0xa1};
 
 int cl_envelope_detect(const uint8_t *ev, size_t n)
 {
@@ -58,26 +51,22 @@ static int b64_member(json_t *v, const char *key, size_t cap, uint8_t **out, siz
 	return CL_OK;
 }
 
-int cl_envelope_parse(const uint8_t *p, size_t n, struct cl_envelope *out)
+int cl_envelope_from_json(const json_t *root, struct cl_envelope *out)
 {
-	json_error_t jerr;
-	json_t *root = NULL, *v = NULL;
+	const struct cl_format_ops *ops = NULL;
 	const char *key = NULL, *s = NULL;
+	json_t *v = NULL;
 	int rc = CL_OK, have_fmt = 0, have_prov = 0;
 
 	memset(out, 0, sizeof(*out));
-	CL_CHECK(n <= CL_MAX_ENVELOPE, CL_ERR_MALFORMED, "envelope larger than %u bytes",
-		 CL_MAX_ENVELOPE);
-	root = json_loadb((const char *)p, n, JSON_REJECT_DUPLICATES, &jerr);
-	CL_CHECK(root, CL_ERR_MALFORMED, "envelope is not JSON: %s", jerr.text);
 	CL_CHECK(json_is_object(root), CL_ERR_MALFORMED, "envelope is not a JSON object");
-	json_object_foreach (root, key, v) {
+	json_object_foreach ((json_t *)root, key, v) {
 		if (strcmp(key, "format") == 0) {
 			s = json_string_value(v);
 			CL_CHECK(s, CL_ERR_MALFORMED, "envelope \"format\" is not a string");
 			CL_CHECK(cl_format_parse(s, &out->format) == CL_OK &&
-					 out->format != CL_FORMAT_AUTO &&
-					 out->format != CL_FORMAT_TPM,
+					 (ops = cl_format_ops_get(out->format)) != NULL &&
+					 !(ops->flags & CL_FMT_JSON),
 				 CL_ERR_UNSUPPORTED, "envelope names an unsupported format");
 			have_fmt = 1;
 		} else if (strcmp(key, "provider") == 0) {
@@ -106,153 +95,56 @@ int cl_envelope_parse(const uint8_t *p, size_t n, struct cl_envelope *out)
 		 "envelope lacks \"format\", \"provider\" or \"evidence\"");
 	CL_CHECK(out->evidence_len > 0, CL_ERR_MALFORMED, "envelope evidence is empty");
 out:
-	json_decref(root);
 	if (rc != CL_OK)
 		cl_envelope_free(out);
 	return rc;
 }
 
-int cl_snp_certtable_find(const uint8_t *p, size_t n, const uint8_t guid[16], const uint8_t **cert,
-			  size_t *len)
+int cl_envelope_load(const uint8_t *p, size_t n, json_t **root)
 {
-	static const uint8_t zero[16] = {0};
-	struct cl_reader r = cl_reader_make(p, n);
-	unsigned k = 0;
+	json_error_t jerr;
 
-	*cert = NULL;
-	*len = 0;
-	for (;;) {
-		uint8_t g[16];
-		uint32_t off = 0, l = 0;
-
-		CL_GUARD(cl_read_bytes(&r, g, sizeof(g)));
-		CL_GUARD(cl_read_u32le(&r, &off));
-		CL_GUARD(cl_read_u32le(&r, &l));
-		if (memcmp(g, zero, sizeof(g)) == 0) {
-			CL_ENSURE_MSG(off == 0 && l == 0, CL_ERR_MALFORMED,
-				      "certificate table terminator is not all zero");
-			break;
-		}
-		CL_ENSURE_MSG(++k <= CL_MAX_SNP_CERT_ENTRIES, CL_ERR_MALFORMED,
-			      "certificate table has more than %d entries",
-			      CL_MAX_SNP_CERT_ENTRIES);
-		CL_ENSURE_MSG(l > 0 && off <= n && l <= n - off, CL_ERR_MALFORMED,
-			      "certificate table entry %u lies outside the table", k);
-		if (memcmp(g, guid, sizeof(g)) == 0) {
-			CL_ENSURE_MSG(!*cert, CL_ERR_MALFORMED,
-				      "certificate table names a certificate twice");
-			*cert = p + off;
-			*len = l;
-		}
-	}
+	*root = NULL;
+	CL_ENSURE_MSG(n <= CL_MAX_ENVELOPE, CL_ERR_MALFORMED, "envelope larger than %u bytes",
+		      CL_MAX_ENVELOPE);
+	*root = json_loadb((const char *)p, n, JSON_REJECT_DUPLICATES, &jerr);
+	CL_ENSURE_MSG(*root, CL_ERR_MALFORMED, "envelope is not JSON: %s", jerr.text);
 	return CL_OK;
 }
 
-/* Claims for a replayed log: the entries, so a policy can read what was extended. */
-static int eventlog_claims(const uint8_t *p, size_t n, json_t *claims)
+int cl_envelope_parse(const uint8_t *p, size_t n, struct cl_envelope *out)
 {
-	struct cl_reader r = cl_reader_make(p, n);
-	json_t *arr = json_array();
+	json_t *root = NULL;
 	int rc = CL_OK;
 
-	CL_CHECK(arr, CL_ERR_NOMEM, "out of memory");
-	while (r.left) {
-		uint32_t idx = 0;
-		uint16_t elen = 0;
-		const uint8_t *d = NULL, *e = NULL;
-		char *dh = NULL, *eh = NULL;
-		json_t *o = NULL;
-
-		CL_TRY(cl_read_u32le(&r, &idx));
-		CL_TRY(cl_read_ref(&r, CL_DEVTEE_HASH_LEN, &d));
-		CL_TRY(cl_read_u16le(&r, &elen));
-		CL_TRY(cl_read_ref(&r, elen, &e));
-		dh = cl_hex_strdup(d, CL_DEVTEE_HASH_LEN);
-		eh = cl_hex_strdup(e, elen);
-		o = dh && eh ? json_pack("{s:I, s:s, s:s}", "index", (json_int_t)idx, "digest", dh,
-					 "data", eh)
-			     : NULL;
-		free(dh);
-		free(eh);
-		CL_CHECK(o && json_array_append_new(arr, o) == 0, CL_ERR_NOMEM, "out of memory");
-	}
-	CL_CHECK(json_object_set_new(claims, "eventlog", arr) == 0, CL_ERR_NOMEM, "out of memory");
-	arr = NULL;
-out:
-	json_decref(arr);
+	memset(out, 0, sizeof(*out));
+	CL_GUARD(cl_envelope_load(p, n, &root));
+	rc = cl_envelope_from_json(root, out);
+	json_decref(root);
 	return rc;
 }
 
-static int check_eventlog(const struct cl_envelope *e, json_t *claims)
+int cl_envelope_open(const struct cl_envelope *env, const struct cl_verify_opts *o,
+		     struct cl_evidence *e)
 {
-	uint8_t rtmr[CL_DEVTEE_RTMRS][CL_DEVTEE_HASH_LEN];
-	struct cl_devtee_report rep;
+	const struct cl_format_ops *inner =
+		cl_format_ops_detect(env->evidence, env->evidence_len, NULL);
 
-	CL_GUARD(cl_devtee_report_parse(e->evidence, e->evidence_len, &rep));
-	CL_GUARD(cl_devtee_eventlog_replay(e->eventlog, e->eventlog_len, rtmr, NULL));
-	CL_ENSURE_MSG(cl_ct_equal(rtmr, rep.rtmr, sizeof(rtmr)), CL_ERR_MISMATCH,
-		      "event log replay does not match the report's registers");
-	return eventlog_claims(e->eventlog, e->eventlog_len, claims);
-}
-
-int cl_envelope_verify(const uint8_t *ev, size_t n, const struct cl_verify_opts *o,
-		       enum cl_format *fmt, json_t **claims)
-{
-	struct cl_envelope e = {0};
-	struct cl_verify_opts io = *o;
-	struct cl_verify_result res = {0};
-	struct cl_snp_report rep = {0};
-	enum cl_format inner = CL_FORMAT_AUTO;
-	int rc = CL_OK;
-
-	*claims = NULL;
-	*fmt = CL_FORMAT_AUTO;
-	CL_TRY(cl_envelope_parse(ev, n, &e));
-	inner = cl_format_detect(e.evidence, e.evidence_len);
-	*fmt = inner;
-	CL_CHECK(inner != CL_FORMAT_AUTO, CL_ERR_UNSUPPORTED,
-		 "envelope evidence is in no recognised format");
-	CL_CHECK(inner == e.format, CL_ERR_MISMATCH, "envelope says %s but the evidence is %s",
-		 cl_format_name(e.format), cl_format_name(inner));
-	CL_CHECK(o->format == CL_FORMAT_AUTO || o->format == inner, CL_ERR_MISMATCH,
-		 "--format %s but the envelope's evidence is %s", cl_format_name(o->format),
-		 cl_format_name(inner));
-	CL_CHECK(!e.certs || inner == CL_FORMAT_SNP, CL_ERR_MALFORMED,
-		 "envelope \"certs\" goes only with SNP evidence");
-	CL_CHECK(!e.have_eventlog || inner == CL_FORMAT_DEVTEE, CL_ERR_MALFORMED,
-		 "envelope \"eventlog\" goes only with dev-TEE evidence");
-	io.format = inner;
-	if (e.certs) {
-		const uint8_t *c = NULL;
-		size_t cl = 0;
-
-		int vlek = 0;
-
-		/* A report that does not parse fails below with its own reason. */
-		if (cl_snp_report_parse(e.evidence, e.evidence_len, &rep) == CL_OK)
-			vlek = rep.signer == CL_SNP_SIGNER_VLEK;
-		else
-			cl_error_clear();
-		/* The table is checked whole even when --vcek makes it unused. */
-		CL_TRY(cl_snp_certtable_find(e.certs, e.certs_len,
-					     vlek ? cl_snp_guid_vlek : cl_snp_guid_vcek, &c, &cl));
-		if (!(o->vcek && o->vcek_len) && c) {
-			io.vcek = c;
-			io.vcek_len = cl;
-		}
-	}
-	rc = cl_verify_evidence(e.evidence, e.evidence_len, &io, &res);
-	*fmt = res.format;
-	*claims = res.claims;
-	res.claims = NULL;
-	if (rc != CL_OK) {
-		rc = cl_fail(rc, "%s", res.reason);
-		goto out;
-	}
-	if (e.have_eventlog)
-		CL_TRY(check_eventlog(&e, *claims));
-out:
-	cl_verify_result_free(&res);
-	cl_envelope_free(&e);
-	return rc;
+	e->format = inner ? inner->id : CL_FORMAT_AUTO;
+	CL_ENSURE_MSG(inner, CL_ERR_UNSUPPORTED, "envelope evidence is in no recognised format");
+	CL_ENSURE_MSG(inner->id == env->format, CL_ERR_MISMATCH,
+		      "envelope says %s but the evidence is %s", cl_format_name(env->format),
+		      inner->name);
+	CL_ENSURE_MSG(o->format == CL_FORMAT_AUTO || o->format == inner->id, CL_ERR_MISMATCH,
+		      "--format %s but the envelope's evidence is %s", cl_format_name(o->format),
+		      inner->name);
+	CL_ENSURE_MSG(!env->certs || (inner->flags & CL_FMT_ENV_CERTS), CL_ERR_MALFORMED,
+		      "envelope \"certs\" does not go with %s evidence", inner->name);
+	CL_ENSURE_MSG(!env->have_eventlog || (inner->flags & CL_FMT_ENV_EVENTLOG), CL_ERR_MALFORMED,
+		      "envelope \"eventlog\" does not go with %s evidence", inner->name);
+	e->ops = inner;
+	e->raw = env->evidence;
+	e->raw_len = env->evidence_len;
+	e->env = env;
+	return CL_OK;
 }

@@ -4,9 +4,11 @@
  *   {"format": "snp"|"tdx"|"sgx"|"devtee", "provider": "...",
  *    "evidence": base64, ? "certs": base64 (SNP only), ? "eventlog": base64 (devtee only)}
  *
- * Parsed strictly (no duplicate or unknown keys, exact types, size caps) and
- * verified through cl_verify_evidence(), which hands any JSON object that is
- * not TPM evidence to cl_envelope_verify().
+ * Parsed strictly (no duplicate or unknown keys, exact types, size caps).
+ * cl_verify_evidence() parses the JSON text once, takes any object that is
+ * not TPM evidence as an envelope, opens it (cl_envelope_open) and verifies
+ * the inner evidence in the same pass: the inner format's descriptor reads
+ * the members meant for it ("certs" for SNP, "eventlog" for the dev TEE).
  */
 #ifndef CLOISTER_EVIDENCE_ENVELOPE_H
 #define CLOISTER_EVIDENCE_ENVELOPE_H
@@ -37,6 +39,10 @@ struct cl_envelope {
 int cl_envelope_detect(const uint8_t *ev, size_t n);
 /* Parse; *out owns its buffers (cl_envelope_free, also on failure). */
 CL_MUST_USE int cl_envelope_parse(const uint8_t *p, size_t n, struct cl_envelope *out);
+/* The JSON text of an envelope, size-capped, duplicate keys refused; *root owned. */
+CL_MUST_USE int cl_envelope_load(const uint8_t *p, size_t n, json_t **root);
+/* The envelope in an already parsed document; as cl_envelope_parse. */
+CL_MUST_USE int cl_envelope_from_json(const json_t *root, struct cl_envelope *out);
 void cl_envelope_free(struct cl_envelope *e);
 
 /*
@@ -44,20 +50,20 @@ void cl_envelope_free(struct cl_envelope *e);
  * an SNP extended-report certificate table (GHCB spec: entries of GUID ‖ u32le
  * offset ‖ u32le length from the start of the table, ended by an all-zero
  * entry). The whole table is checked; *cert points into p, NULL if absent.
+ * (Implemented beside the SNP verifier, which is its only reader.)
  */
 CL_MUST_USE int cl_snp_certtable_find(const uint8_t *p, size_t n, const uint8_t guid[16],
 				      const uint8_t **cert, size_t *len);
 extern const uint8_t cl_snp_guid_vcek[16];
 extern const uint8_t cl_snp_guid_vlek[16];
 
+struct cl_evidence;
 /*
- * Verify an envelope: the inner evidence as its detected format (which must
- * equal the named one, and o->format unless AUTO), with the VCEK/VLEK from
- * "certs" when o->vcek is not set, then the dev-TEE event log replayed
- * against the report's registers. *fmt gets the inner format, *claims (owned)
- * the inner claims, plus "eventlog" entries when a log was checked.
+ * Point e at the envelope's inner evidence: its format detected from the
+ * bytes, which must equal the named one (and o->format unless AUTO), and
+ * "certs"/"eventlog" only where that format takes them. e borrows env.
  */
-CL_MUST_USE int cl_envelope_verify(const uint8_t *ev, size_t n, const struct cl_verify_opts *o,
-				   enum cl_format *fmt, json_t **claims);
+CL_MUST_USE int cl_envelope_open(const struct cl_envelope *env, const struct cl_verify_opts *o,
+				 struct cl_evidence *e);
 
 #endif

@@ -1,22 +1,9 @@
-/* Per-format verifiers behind cl_verify_evidence(). */
+/* Helpers the evidence formats share (claims.c) and format-specific pieces one format file hands another. */
 #ifndef CLOISTER_EVIDENCE_INTERNAL_H
 #define CLOISTER_EVIDENCE_INTERNAL_H
 
+#include "cloister/devtee_report.h"
 #include "cloister/evidence.h"
-
-/*
- * Each verifier parses ev, fills *claims (a new JSON object owned by the
- * caller, set as soon as the evidence parsed, even if a later check fails)
- * and returns CL_OK or a cl_err with the detail set through cl_fail().
- */
-CL_MUST_USE int cl_snp_verify(const uint8_t *ev, size_t n, const struct cl_verify_opts *o,
-			      json_t **claims);
-CL_MUST_USE int cl_dcap_verify(const uint8_t *ev, size_t n, const struct cl_verify_opts *o,
-			       enum cl_format *fmt, json_t **claims);
-CL_MUST_USE int cl_devtee_verify(const uint8_t *ev, size_t n, const struct cl_verify_opts *o,
-				 json_t **claims);
-CL_MUST_USE int cl_tpm_verify(const uint8_t *ev, size_t n, const struct cl_verify_opts *o,
-			      json_t **claims);
 
 /* Helpers shared by the verifiers. */
 /* The common claims every platform has; fields set to defaults. */
@@ -31,5 +18,17 @@ CL_MUST_USE int cl_trailing_check(size_t n, size_t used, const char *what, size_
 CL_MUST_USE int cl_claims_set_trailing(json_t *claims, size_t trailing);
 /* Compare report_data with the expected value in opts (when given). */
 CL_MUST_USE int cl_check_report_data(const struct cl_verify_opts *o, const uint8_t rd[64]);
+
+/* 1 when a parsed JSON document (may be NULL) has one of the TPM evidence shapes (tpm.h). */
+int cl_tpm_json_shape(const json_t *root);
+
+/*
+ * Replay a dev-TEE event log (devtee_eventlog.c), demand that it ends in the
+ * registers the report signed, and add its entries to claims as "eventlog".
+ */
+CL_MUST_USE int
+cl_devtee_eventlog_check(const uint8_t *log, size_t n,
+			 const uint8_t signed_rtmr[CL_DEVTEE_RTMRS][CL_DEVTEE_HASH_LEN],
+			 json_t *claims);
 
 #endif

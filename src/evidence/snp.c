@@ -10,6 +10,7 @@
  */
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -22,6 +23,8 @@
 #include "cloister/crypto.h"
 #include "cloister/endorse.h"
 #include "cloister/snp.h"
+#include "envelope.h"
+#include "format.h"
 #include "internal.h"
 
 /* ---------------------------------------------------------------- parsing */
@@ -567,16 +570,17 @@ static int all_zero(const uint8_t *p, size_t n)
 }
 
 /* The certificate: given, else cached, else fetched from KDS. */
-static int vek_find(const struct cl_snp_report *r, const struct cl_verify_opts *o, int have_cpu,
-		    enum cl_amd_product cpu, struct vek_source *src)
+static int vek_find(const struct cl_snp_report *r, const struct cl_verify_opts *o,
+		    const uint8_t *given, size_t given_len, int have_cpu, enum cl_amd_product cpu,
+		    struct vek_source *src)
 {
 	enum cl_amd_product cands[2] = {CL_AMD_MILAN, CL_AMD_GENOA};
 	int ncands = 2, rc = CL_OK;
 	char name[256];
 
-	if (o->vcek && o->vcek_len) {
-		src->p = o->vcek;
-		src->n = o->vcek_len;
+	if (given && given_len) {
+		src->p = given;
+		src->n = given_len;
 		return CL_OK;
 	}
 	CL_ENSURE_MSG(r->signer != CL_SNP_SIGNER_VLEK, CL_ERR_COLLATERAL,
@@ -671,65 +675,140 @@ static int check_signature(const uint8_t *ev, const struct cl_snp_report *r, EVP
 	return CL_OK;
 }
 
-int cl_snp_verify(const uint8_t *ev, size_t n, const struct cl_verify_opts *o, json_t **claims)
-{
+/* ------------------------------------------------------------- format */
+
+/* The report and what it says about its CPU. */
+struct snp_parsed {
 	struct cl_snp_report r;
+	enum cl_amd_product cpu;
+	int have_cpu;
+};
+
+/*
+ * SNP ATTESTATION_REPORT: 1184 bytes, version 2..5 at offset 0 (which no
+ * DCAP header, dev-TEE magic or JSON text starts with), then at most
+ * CL_MAX_TRAILING unsigned bytes.
+ */
+static int snp_detect(const uint8_t *ev, size_t n, const json_t *json)
+{
+	struct cl_reader r = cl_reader_make(ev, n);
+	uint32_t ver = 0;
+
+	(void)json;
+	return n >= CL_SNP_REPORT_SIZE && n - CL_SNP_REPORT_SIZE <= CL_MAX_TRAILING &&
+	       cl_read_u32le(&r, &ver) == CL_OK && ver >= 2 && ver <= 5;
+}
+
+static int snp_parse(struct cl_evidence *e)
+{
+	struct snp_parsed *p = calloc(1, sizeof(*p));
+
+	CL_ENSURE_MSG(p, CL_ERR_NOMEM, "out of memory");
+	e->parsed = p;
+	p->cpu = CL_AMD_MILAN;
+	CL_GUARD(cl_snp_report_parse(e->raw, e->raw_len, &p->r));
+	if (p->r.has_cpuid) {
+		CL_GUARD(cl_amd_product_from_cpuid(p->r.cpuid_fam_id, p->r.cpuid_mod_id, &p->cpu));
+		p->have_cpu = 1;
+	}
+	return CL_OK;
+}
+
+static int snp_claims(const struct cl_evidence *e, json_t **claims)
+{
+	const struct snp_parsed *p = e->parsed;
+
+	*claims = cl_claims_new("snp");
+	CL_ENSURE_MSG(*claims, CL_ERR_NOMEM, "out of memory");
+	return fill_claims(*claims, &p->r, p->cpu, p->have_cpu);
+}
+
+/*
+ * The endorsement key certificate the caller gave, else the one in an
+ * envelope's certificate table (checked whole even when unused).
+ */
+static int vek_given(const struct cl_evidence *e, const struct cl_verify_opts *o,
+		     const uint8_t **cert, size_t *len)
+{
+	const struct snp_parsed *p = e->parsed;
+	const uint8_t *c = NULL;
+	size_t cl = 0;
+
+	*cert = o->vcek;
+	*len = o->vcek_len;
+	if (!e->env || !e->env->certs)
+		return CL_OK;
+	CL_GUARD(cl_snp_certtable_find(
+		e->env->certs, e->env->certs_len,
+		p->r.signer == CL_SNP_SIGNER_VLEK ? cl_snp_guid_vlek : cl_snp_guid_vcek, &c, &cl));
+	if (!(o->vcek && o->vcek_len) && c) {
+		*cert = c;
+		*len = cl;
+	}
+	return CL_OK;
+}
+
+static int snp_verify(const struct cl_evidence *e, const struct cl_verify_opts *o, json_t *c)
+{
+	const struct snp_parsed *p = e->parsed;
+	const struct cl_snp_report *r = &p->r;
 	struct vek_source src;
 	struct vek v;
-	enum cl_amd_product cpu = CL_AMD_MILAN;
-	int have_cpu = 0, rc = CL_OK, hit = 0;
+	const uint8_t *given = NULL;
+	size_t given_len = 0;
+	int rc = CL_OK, hit = 0;
 	int64_t at = o->at ? o->at : (int64_t)time(NULL);
 	uint8_t id[32];
 	char name[256];
-	json_t *c = NULL;
 
 	memset(&src, 0, sizeof(src));
 	memset(&v, 0, sizeof(v));
-	*claims = NULL;
-	CL_GUARD(cl_snp_report_parse(ev, n, &r));
-	if (r.has_cpuid) {
-		CL_TRY(cl_amd_product_from_cpuid(r.cpuid_fam_id, r.cpuid_mod_id, &cpu));
-		have_cpu = 1;
-	}
-	c = cl_claims_new("snp");
-	CL_CHECK(c != NULL, CL_ERR_NOMEM, "out of memory");
-	*claims = c;
-	CL_TRY(fill_claims(c, &r, cpu, have_cpu));
-
-	CL_TRY(vek_find(&r, o, have_cpu, cpu, &src));
+	CL_TRY(vek_given(e, o, &given, &given_len));
+	CL_TRY(vek_find(r, o, given, given_len, p->have_cpu, p->cpu, &src));
 	CL_TRY(vek_id(o, src.p, src.n, id));
 	hit = !cl_cache_bypassed() && cache_lookup(id, &v);
 	if (hit) {
 		CL_CHECK(at >= v.not_before && at <= v.not_after, CL_ERR_EXPIRED,
 			 "certificate chain is not valid at the verification time");
-		CL_CHECK(v.signer == r.signer, CL_ERR_MISMATCH,
+		CL_CHECK(v.signer == r->signer, CL_ERR_MISMATCH,
 			 "report signing key kind does not match the certificate");
-		CL_CHECK(!have_cpu || v.product == cpu, CL_ERR_MISMATCH,
+		CL_CHECK(!p->have_cpu || v.product == p->cpu, CL_ERR_MISMATCH,
 			 "certificate is for %s but the report comes from a %s CPU",
-			 cl_amd_product_name(v.product), cl_amd_product_name(cpu));
+			 cl_amd_product_name(v.product), cl_amd_product_name(p->cpu));
 	} else {
-		CL_TRY(vek_verify(src.p, src.n, o, r.signer, have_cpu, cpu, at, &v));
+		CL_TRY(vek_verify(src.p, src.n, o, r->signer, p->have_cpu, p->cpu, at, &v));
 	}
-	if (!have_cpu)
+	if (!p->have_cpu)
 		CL_TRY(set_new(c, "product", json_string(cl_amd_product_name(v.product))));
 
-	CL_TRY(check_signature(ev, &r, v.pkey));
-	if (r.signer == CL_SNP_SIGNER_VCEK)
-		CL_TRY(check_hwid(&r, &v));
-	CL_TRY(check_tcb(&r, &v));
+	CL_TRY(check_signature(e->raw, r, v.pkey));
+	if (r->signer == CL_SNP_SIGNER_VCEK)
+		CL_TRY(check_hwid(r, &v));
+	CL_TRY(check_tcb(r, &v));
 	if (!hit && !cl_cache_bypassed())
 		cache_insert(id, &v);
-	if (src.fetched && (cl_amd_vcek_cache_name(v.product, r.chip_id, r.reported_tcb, name,
+	if (src.fetched && (cl_amd_vcek_cache_name(v.product, r->chip_id, r->reported_tcb, name,
 						   sizeof(name)) != CL_OK ||
 			    cl_cache_put(o->cache_dir, "amd", name, src.p, src.n) != CL_OK))
 		cl_log_warn("cannot cache the fetched VCEK: %s", cl_error_detail());
 
-	CL_CHECK(!r.debug || o->allow_debug, CL_ERR_POLICY,
+	CL_CHECK(!r->debug || o->allow_debug, CL_ERR_POLICY,
 		 "guest policy allows debugging (policy bit 19): the host can read guest memory; "
 		 "use --allow-debug to accept");
-	CL_TRY(cl_check_report_data(o, r.report_data));
+	CL_TRY(cl_check_report_data(o, r->report_data));
 out:
 	vek_release(&v);
 	cl_buf_free(&src.buf);
 	return rc;
 }
+
+const struct cl_format_ops cl_snp_format = {
+	.name = "snp",
+	.id = CL_FORMAT_SNP,
+	.flags = CL_FMT_ENV_CERTS,
+	.detect = snp_detect,
+	.parse = snp_parse,
+	.claims = snp_claims,
+	.verify = snp_verify,
+	.free = free,
+};

@@ -28,45 +28,8 @@
 
 #include "cloister/crypto.h"
 #include "cloister/tpm.h"
+#include "format.h"
 #include "internal.h"
-
-/* ------------------------------------------------------------ PCR values */
-
-int cl_tpm_pcrs_set(struct cl_tpm_pcrs *p, uint16_t alg, unsigned idx, const uint8_t *v, size_t len)
-{
-	size_t want = cl_tpm_alg_digest_len(alg);
-	unsigned b = 0;
-
-	CL_ENSURE_MSG(want, CL_ERR_UNSUPPORTED, "unknown PCR bank 0x%04x", alg);
-	CL_ENSURE_MSG(idx < CL_TPM_NUM_PCRS, CL_ERR_MALFORMED, "PCR index %u (max %u)", idx,
-		      CL_TPM_NUM_PCRS - 1);
-	CL_ENSURE_MSG(len == want, CL_ERR_MALFORMED, "%s PCR %u value has %zu bytes, expected %zu",
-		      cl_tpm_alg_name(alg), idx, len, want);
-	while (b < p->nbanks && p->bank[b].alg != alg)
-		b++;
-	if (b == p->nbanks) {
-		CL_ENSURE_MSG(p->nbanks < CL_EVLOG_MAX_ALGS, CL_ERR_MALFORMED,
-			      "too many PCR banks");
-		p->nbanks++;
-		p->bank[b].alg = alg;
-		p->bank[b].len = want;
-		p->bank[b].present = 0;
-	}
-	CL_ENSURE_MSG(!(p->bank[b].present & (1u << idx)), CL_ERR_MALFORMED,
-		      "%s PCR %u given twice", cl_tpm_alg_name(alg), idx);
-	memcpy(p->bank[b].v[idx], v, len);
-	p->bank[b].present |= 1u << idx;
-	return CL_OK;
-}
-
-const uint8_t *cl_tpm_pcrs_get(const struct cl_tpm_pcrs *p, uint16_t alg, unsigned idx)
-{
-	for (unsigned b = 0; b < p->nbanks; b++)
-		if (p->bank[b].alg == alg && idx < CL_TPM_NUM_PCRS &&
-		    (p->bank[b].present & (1u << idx)))
-			return p->bank[b].v[idx];
-	return NULL;
-}
 
 /* Selected PCR indices of one bank as a bitmask; checks the selection's shape. */
 static int selection_mask(const TPMS_PCR_SELECTION *s, uint32_t *mask)
@@ -661,79 +624,136 @@ out:
 	return rc;
 }
 
-int cl_tpm_verify(const uint8_t *evb, size_t n, const struct cl_verify_opts *o, json_t **claims)
-{
-	struct cl_tpm_evidence *ev = NULL;
+/* ------------------------------------------------------------- format */
+
+struct tpm_parsed {
+	struct cl_tpm_evidence ev;
 	TPMS_ATTEST q;
 	TPMT_SIGNATURE sig;
-	EVP_PKEY *ak = NULL;
-	const char *trust = NULL;
-	uint8_t *spki = NULL, rd[CL_REPORT_DATA_LEN] = {0}, akh[32], dg[CL_MAX_DIGEST];
-	size_t spki_len = 0, dglen = 0;
-	int rc = CL_OK, restricted = -1;
-	json_t *c = NULL;
+};
+
+static int tpm_detect(const uint8_t *ev, size_t n, const json_t *json)
+{
+	(void)ev;
+	(void)n;
+	return cl_tpm_json_shape(json);
+}
+
+static void tpm_free(void *parsed)
+{
+	struct tpm_parsed *p = parsed;
+
+	if (!p)
+		return;
+	cl_tpm_evidence_free(&p->ev);
+	free(p);
+}
+
+static int tpm_parse(struct cl_evidence *e)
+{
+	struct tpm_parsed *p = calloc(1, sizeof(*p));
+
+	CL_ENSURE_MSG(p, CL_ERR_NOMEM, "out of memory");
+	e->parsed = p;
+	CL_GUARD(cl_tpm_evidence_from_json(e->json, &p->ev));
+	CL_GUARD(cl_tpm_quote_parse(p->ev.quote, p->ev.quote_len, &p->q));
+	return cl_tpm_signature_parse(p->ev.sig, p->ev.sig_len, &p->sig);
+}
+
+/* What the quote says; nothing in it is believed before the AK's signature checks. */
+static int tpm_claims(const struct cl_evidence *e, json_t **claims)
+{
+	const struct tpm_parsed *p = e->parsed;
+	const TPMS_ATTEST *q = &p->q;
+	uint8_t rd[CL_REPORT_DATA_LEN] = {0};
+	const char *hash = cl_tpm_alg_name(sig_hash(&p->sig));
+	json_t *c = cl_claims_new("tpm");
 	char fw[17];
 
-	*claims = NULL;
-	ev = calloc(1, sizeof(*ev));
-	CL_CHECK(ev, CL_ERR_NOMEM, "out of memory");
-	CL_TRY(cl_tpm_evidence_parse(evb, n, ev));
-	CL_TRY(cl_tpm_quote_parse(ev->quote, ev->quote_len, &q));
-	CL_TRY(cl_tpm_signature_parse(ev->sig, ev->sig_len, &sig));
-	CL_TRY(choose_ak(ev, o, &ak, &trust, &restricted));
-	CL_TRY(spki_der(ak, &spki, &spki_len));
-	CL_TRY(cl_digest(CL_SHA256, spki, spki_len, akh));
-
-	c = cl_claims_new("tpm");
-	CL_CHECK(c, CL_ERR_NOMEM, "out of memory");
+	CL_ENSURE_MSG(c, CL_ERR_NOMEM, "out of memory");
 	*claims = c;
 	/* extraData is at most 64 bytes (TPM2B_DATA), so it always fits report_data. */
-	memcpy(rd, q.extraData.buffer, q.extraData.size);
-	CL_TRY(cl_claims_set_hex(c, "report_data", rd, sizeof(rd)));
-	CL_TRY(cl_claims_set_hex(c, "nonce", q.extraData.buffer, q.extraData.size));
-	CL_TRY(cl_claims_set_hex(c, "measurement", q.attested.quote.pcrDigest.buffer,
-				 q.attested.quote.pcrDigest.size));
-	CL_TRY(cl_claims_set_hex(c, "ak", akh, sizeof(akh)));
-	CL_TRY(set(c, "ak_trust", trust ? json_string(trust) : json_null()));
-	CL_TRY(set(c, "ak_restricted", restricted < 0 ? json_null() : json_boolean(restricted)));
+	memcpy(rd, q->extraData.buffer, q->extraData.size);
+	CL_GUARD(cl_claims_set_hex(c, "report_data", rd, sizeof(rd)));
+	CL_GUARD(cl_claims_set_hex(c, "nonce", q->extraData.buffer, q->extraData.size));
+	CL_GUARD(cl_claims_set_hex(c, "measurement", q->attested.quote.pcrDigest.buffer,
+				   q->attested.quote.pcrDigest.size));
 	/* The quote and signature arrive length-exact in JSON: nothing can trail them. */
-	CL_TRY(cl_claims_set_trailing(c, 0));
-	CL_TRY(set(c, "signature_alg", json_string(sig_name(sig.sigAlg))));
-	CL_TRY(set(c, "hash_alg",
-		   json_string(cl_tpm_alg_name(sig_hash(&sig)) ? cl_tpm_alg_name(sig_hash(&sig))
-							       : "unknown")));
-	snprintf(fw, sizeof(fw), "%016llx", (unsigned long long)q.firmwareVersion);
-	CL_TRY(set(c, "firmware_version", json_string(fw)));
-	CL_TRY(set(c, "clock",
-		   json_pack("{s:I, s:I, s:I, s:b}", "clock", (json_int_t)q.clockInfo.clock,
-			     "reset_count", (json_int_t)q.clockInfo.resetCount, "restart_count",
-			     (json_int_t)q.clockInfo.restartCount, "safe",
-			     q.clockInfo.safe == TPM2_YES)));
-	CL_TRY(set(c, "secure_boot", json_null()));
-	CL_TRY(set(c, "events", json_null()));
+	CL_GUARD(cl_claims_set_trailing(c, 0));
+	CL_GUARD(set(c, "signature_alg", json_string(sig_name(p->sig.sigAlg))));
+	CL_GUARD(set(c, "hash_alg", json_string(hash ? hash : "unknown")));
+	snprintf(fw, sizeof(fw), "%016llx", (unsigned long long)q->firmwareVersion);
+	CL_GUARD(set(c, "firmware_version", json_string(fw)));
+	CL_GUARD(set(c, "clock",
+		     json_pack("{s:I, s:I, s:I, s:b}", "clock", (json_int_t)q->clockInfo.clock,
+			       "reset_count", (json_int_t)q->clockInfo.resetCount, "restart_count",
+			       (json_int_t)q->clockInfo.restartCount, "safe",
+			       q->clockInfo.safe == TPM2_YES)));
+	CL_GUARD(set(c, "secure_boot", json_null()));
+	return set(c, "events", json_null());
+}
 
+/* The AK, how it came to be trusted, and its claims. */
+static int tpm_ak(const struct tpm_parsed *p, const struct cl_verify_opts *o, json_t *c,
+		  EVP_PKEY **ak, const char **trust)
+{
+	uint8_t *spki = NULL, akh[32];
+	size_t spki_len = 0;
+	int rc = CL_OK, restricted = -1;
+
+	CL_TRY(choose_ak(&p->ev, o, ak, trust, &restricted));
+	CL_TRY(spki_der(*ak, &spki, &spki_len));
+	CL_TRY(cl_digest(CL_SHA256, spki, spki_len, akh));
+	CL_TRY(cl_claims_set_hex(c, "ak", akh, sizeof(akh)));
+	CL_TRY(set(c, "ak_trust", *trust ? json_string(*trust) : json_null()));
+	CL_TRY(set(c, "ak_restricted", restricted < 0 ? json_null() : json_boolean(restricted)));
+out:
+	OPENSSL_free(spki);
+	return rc;
+}
+
+static int tpm_verify(const struct cl_evidence *e, const struct cl_verify_opts *o, json_t *c)
+{
+	const struct tpm_parsed *p = e->parsed;
+	const TPMS_ATTEST *q = &p->q;
+	const TPML_PCR_SELECTION *sel = &q->attested.quote.pcrSelect;
+	EVP_PKEY *ak = NULL;
+	const char *trust = NULL;
+	uint8_t rd[CL_REPORT_DATA_LEN] = {0}, dg[CL_MAX_DIGEST];
+	size_t dglen = 0;
+	int rc = CL_OK;
+
+	CL_TRY(tpm_ak(p, o, c, &ak, &trust));
 	/* From here on every value is checked against the signed quote. */
-	CL_TRY(cl_tpm_signature_verify(ak, &sig, ev->quote, ev->quote_len));
+	CL_TRY(cl_tpm_signature_verify(ak, &p->sig, p->ev.quote, p->ev.quote_len));
 	if (o->tpm_nonce)
-		CL_CHECK(o->tpm_nonce_len == q.extraData.size &&
-				 cl_ct_equal(o->tpm_nonce, q.extraData.buffer, o->tpm_nonce_len),
+		CL_CHECK(o->tpm_nonce_len == q->extraData.size &&
+				 cl_ct_equal(o->tpm_nonce, q->extraData.buffer, o->tpm_nonce_len),
 			 CL_ERR_MISMATCH, "quote extraData does not match the expected nonce");
+	memcpy(rd, q->extraData.buffer, q->extraData.size);
 	CL_TRY(cl_check_report_data(o, rd));
-	CL_TRY(cl_tpm_pcr_digest(&q.attested.quote.pcrSelect, &ev->pcrs, sig_hash(&sig), dg,
-				 &dglen));
-	CL_CHECK(dglen == q.attested.quote.pcrDigest.size &&
-			 memcmp(dg, q.attested.quote.pcrDigest.buffer, dglen) == 0,
+	CL_TRY(cl_tpm_pcr_digest(sel, &p->ev.pcrs, sig_hash(&p->sig), dg, &dglen));
+	CL_CHECK(dglen == q->attested.quote.pcrDigest.size &&
+			 memcmp(dg, q->attested.quote.pcrDigest.buffer, dglen) == 0,
 		 CL_ERR_MISMATCH, "PCR values do not match the quote's PCR digest");
-	CL_TRY(quoted_pcrs(&q.attested.quote.pcrSelect, &ev->pcrs, c));
-	if (ev->event_log)
-		CL_TRY(check_event_log(ev, &q.attested.quote.pcrSelect, c));
+	CL_TRY(quoted_pcrs(sel, &p->ev.pcrs, c));
+	if (p->ev.event_log)
+		CL_TRY(check_event_log(&p->ev, sel, c));
 	CL_CHECK(trust, CL_ERR_POLICY,
 		 "the AK is not trusted: pin it (--ak) or give roots for its certificate "
 		 "(--ak-roots)");
 out:
-	OPENSSL_free(spki);
 	EVP_PKEY_free(ak);
-	cl_tpm_evidence_free(ev);
-	free(ev);
 	return rc;
 }
+
+const struct cl_format_ops cl_tpm_format = {
+	.name = "tpm",
+	.id = CL_FORMAT_TPM,
+	.flags = CL_FMT_JSON,
+	.detect = tpm_detect,
+	.parse = tpm_parse,
+	.claims = tpm_claims,
+	.verify = tpm_verify,
+	.free = tpm_free,
+};

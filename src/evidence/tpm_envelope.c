@@ -16,6 +16,44 @@
 
 #define MAX_CHAIN 4
 
+/* ------------------------------------------------------------ PCR values */
+
+int cl_tpm_pcrs_set(struct cl_tpm_pcrs *p, uint16_t alg, unsigned idx, const uint8_t *v, size_t len)
+{
+	size_t want = cl_tpm_alg_digest_len(alg);
+	unsigned b = 0;
+
+	CL_ENSURE_MSG(want, CL_ERR_UNSUPPORTED, "unknown PCR bank 0x%04x", alg);
+	CL_ENSURE_MSG(idx < CL_TPM_NUM_PCRS, CL_ERR_MALFORMED, "PCR index %u (max %u)", idx,
+		      CL_TPM_NUM_PCRS - 1);
+	CL_ENSURE_MSG(len == want, CL_ERR_MALFORMED, "%s PCR %u value has %zu bytes, expected %zu",
+		      cl_tpm_alg_name(alg), idx, len, want);
+	while (b < p->nbanks && p->bank[b].alg != alg)
+		b++;
+	if (b == p->nbanks) {
+		CL_ENSURE_MSG(p->nbanks < CL_EVLOG_MAX_ALGS, CL_ERR_MALFORMED,
+			      "too many PCR banks");
+		p->nbanks++;
+		p->bank[b].alg = alg;
+		p->bank[b].len = want;
+		p->bank[b].present = 0;
+	}
+	CL_ENSURE_MSG(!(p->bank[b].present & (1u << idx)), CL_ERR_MALFORMED,
+		      "%s PCR %u given twice", cl_tpm_alg_name(alg), idx);
+	memcpy(p->bank[b].v[idx], v, len);
+	p->bank[b].present |= 1u << idx;
+	return CL_OK;
+}
+
+const uint8_t *cl_tpm_pcrs_get(const struct cl_tpm_pcrs *p, uint16_t alg, unsigned idx)
+{
+	for (unsigned b = 0; b < p->nbanks; b++)
+		if (p->bank[b].alg == alg && idx < CL_TPM_NUM_PCRS &&
+		    (p->bank[b].present & (1u << idx)))
+			return p->bank[b].v[idx];
+	return NULL;
+}
+
 void cl_tpm_evidence_free(struct cl_tpm_evidence *ev)
 {
 	if (!ev)
@@ -247,6 +285,15 @@ static json_t *load_json(const uint8_t *p, size_t n)
 	return json_loadb((const char *)p, n, JSON_REJECT_DUPLICATES, &err);
 }
 
+int cl_tpm_json_shape(const json_t *root)
+{
+	return json_is_object(root) &&
+	       ((json_object_get(root, "quote") && json_object_get(root, "signature")) ||
+		json_is_object(json_object_get(root, "tpm_quote")) ||
+		(json_is_object(json_object_get(root, "AK")) &&
+		 json_is_object(json_object_get(root, "Quote"))));
+}
+
 int cl_tpm_detect(const uint8_t *ev, size_t n)
 {
 	size_t i = 0;
@@ -258,28 +305,29 @@ int cl_tpm_detect(const uint8_t *ev, size_t n)
 	if (i == n || ev[i] != '{')
 		return 0;
 	root = load_json(ev, n);
-	if (json_is_object(root))
-		yes = (json_object_get(root, "quote") && json_object_get(root, "signature")) ||
-		      json_is_object(json_object_get(root, "tpm_quote")) ||
-		      (json_is_object(json_object_get(root, "AK")) &&
-		       json_is_object(json_object_get(root, "Quote")));
+	yes = cl_tpm_json_shape(root);
 	json_decref(root);
 	return yes;
 }
 
-int cl_tpm_evidence_parse(const uint8_t *json, size_t n, struct cl_tpm_evidence *out)
+int cl_tpm_evidence_from_json(const json_t *root, struct cl_tpm_evidence *out)
 {
-	json_t *root = NULL;
 	int rc = CL_OK;
 
 	memset(out, 0, sizeof(*out));
-	root = load_json(json, n);
-	CL_CHECK(json_is_object(root), CL_ERR_MALFORMED, "TPM evidence is not a JSON object");
-	CL_TRY(parse_root(root, out));
-out:
-	json_decref(root);
+	CL_ENSURE_MSG(json_is_object(root), CL_ERR_MALFORMED, "TPM evidence is not a JSON object");
+	rc = parse_root(root, out);
 	if (rc != CL_OK)
 		cl_tpm_evidence_free(out);
+	return rc;
+}
+
+int cl_tpm_evidence_parse(const uint8_t *json, size_t n, struct cl_tpm_evidence *out)
+{
+	json_t *root = load_json(json, n);
+	int rc = cl_tpm_evidence_from_json(root, out);
+
+	json_decref(root);
 	return rc;
 }
 

@@ -141,15 +141,18 @@ CL_MUST_USE int cl_refvalues_load_any(const char *path, const struct cl_corim_op
 /*
  * A compiled appraisal policy: Lua 5.4 source defining
  *   function appraise(claims, ctx) ... return vector[, reasons] end
- * run in a sandbox (no io/os/require/debug/bytecode, bounded instructions and
- * memory). See docs/policy.md.
+ * run in a sandbox (no io/os/require/debug/bytecode, no finalizers, bounded
+ * instructions, time and memory). Every evaluation starts from a fresh
+ * global environment: nothing one appraisal does is seen by the next. See
+ * docs/policy.md.
  */
 struct cl_policy;
 
-#define CL_MAX_POLICY_TEXT   ((size_t)256 << 10)
-#define CL_POLICY_MEM_LIMIT  ((size_t)32 << 20)
-#define CL_POLICY_INSN_LIMIT 20000000L
-#define CL_MAX_POLICY_ID     128
+#define CL_MAX_POLICY_TEXT	((size_t)256 << 10)
+#define CL_POLICY_MEM_LIMIT	((size_t)32 << 20)
+#define CL_POLICY_INSN_LIMIT	20000000L
+#define CL_POLICY_TIME_LIMIT_MS 1000
+#define CL_MAX_POLICY_ID	128
 
 /* id: the appraisal policy id to report; NULL = "sha256:<hex of text>". */
 CL_MUST_USE int cl_policy_load(const char *text, size_t len, const char *id,
@@ -181,9 +184,11 @@ struct cl_appraisal {
 
 /*
  * Run policy p (NULL = default) over claims. A policy that fails (error,
- * instruction or memory limit, bad output) returns CL_ERR_POLICY with the
- * Lua message as the detail; out is then left all-zero. Thread-safe: each
- * thread has its own Lua state with compiled policies cached.
+ * instruction, time or memory limit, bad output) returns CL_ERR_POLICY;
+ * cl_error_detail() then says why, for logs (printable ASCII only, but it
+ * may quote the policy's own error text: not for clients). out is then left
+ * all-zero. Thread-safe: each thread has its own Lua state with compiled
+ * policies cached.
  */
 CL_MUST_USE int cl_policy_appraise(const struct cl_policy *p, const json_t *claims,
 				   const struct cl_refvalues *rv, const struct cl_appraise_ctx *ctx,

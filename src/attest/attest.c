@@ -79,7 +79,7 @@ int cl_attest_open(const struct cl_attest_config *cfg, struct cl_attester **out)
 	a->fd = -1;
 	pthread_mutex_init(&a->lock, NULL);
 	if (strlen(tdx) < sizeof(a->tdx_path))
-		strcpy(a->tdx_path, tdx);
+		snprintf(a->tdx_path, sizeof(a->tdx_path), "%s", tdx);
 	CL_TRY(p->open(c, a));
 	*out = a;
 	a = NULL;

@@ -110,7 +110,7 @@ static int evidence(struct cl_attester *a, const uint8_t rd[64], struct cl_attes
 	CL_GUARD(cl_devtee_eventlog_replay(buf, n, r.rtmr, NULL));
 	CL_GUARD(cl_buf_append(&out->aux, buf, n));
 	out->format = CL_FORMAT_DEVTEE;
-	strcpy(out->provider, "devtee");
+	snprintf(out->provider, sizeof(out->provider), "%s", "devtee");
 	return CL_OK;
 }
 

@@ -38,7 +38,7 @@ static int open_(const struct cl_attest_config *cfg, struct cl_attester *a)
 	const char *b = base(cfg);
 
 	CL_ENSURE_MSG(strlen(b) < sizeof(a->path), CL_ERR_ARG, "path too long");
-	strcpy(a->path, b);
+	snprintf(a->path, sizeof(a->path), "%s", b);
 	return CL_OK;
 }
 
@@ -60,7 +60,7 @@ static int evidence(struct cl_attester *a, const uint8_t rd[64], struct cl_attes
 	CL_TRY(file(a, "quote", path, sizeof(path)));
 	CL_TRY(cl_attest_read_attr(path, QUOTE_MAX, &out->evidence));
 	out->format = CL_FORMAT_SGX;
-	strcpy(out->provider, "gramine/dcap");
+	snprintf(out->provider, sizeof(out->provider), "%s", "gramine/dcap");
 out:
 	cl_buf_free(&t);
 	return rc;

@@ -84,7 +84,7 @@ static int open_(const struct cl_attest_config *cfg, struct cl_attester *a)
 	const char *p = dev_path(cfg);
 
 	CL_ENSURE_MSG(strlen(p) < sizeof(a->path), CL_ERR_ARG, "device path too long");
-	strcpy(a->path, p);
+	snprintf(a->path, sizeof(a->path), "%s", p);
 	return CL_OK;
 }
 
@@ -122,7 +122,7 @@ static int evidence(struct cl_attester *a, const uint8_t rd[64], struct cl_attes
 	CL_GUARD(cl_attest_snp_report_resp(resp.data, sizeof(resp.data), &rep, &len));
 	CL_GUARD(cl_buf_append(&out->evidence, rep, len));
 	out->format = CL_FORMAT_SNP;
-	strcpy(out->provider, "sev-guest");
+	snprintf(out->provider, sizeof(out->provider), "%s", "sev-guest");
 	return CL_OK;
 }
 

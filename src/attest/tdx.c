@@ -61,7 +61,7 @@ static int open_(const struct cl_attest_config *cfg, struct cl_attester *a)
 	const char *d = dir_of(cfg);
 
 	CL_ENSURE_MSG(strlen(d) < sizeof(a->path), CL_ERR_ARG, "path too long");
-	strcpy(a->path, d);
+	snprintf(a->path, sizeof(a->path), "%s", d);
 	return CL_OK;
 }
 

@@ -91,7 +91,7 @@ int cl_devtee_resolve(const char *prog, char *out, size_t cap)
 
 	if (strchr(prog, '/')) {
 		CL_ENSURE_MSG(strlen(prog) < cap, CL_ERR_ARG, "program path too long");
-		strcpy(out, prog);
+		snprintf(out, cap, "%s", prog);
 		return CL_OK;
 	}
 	p = path && *path ? path : "/usr/local/bin:/usr/bin:/bin";

@@ -284,7 +284,7 @@ static int hide(const char *state)
 		if (w <= 0 || w >= PATH_MAX || n_cover + 1 == MAX_COVERS)
 			goto out;
 		if (paths[n_cover][0] == '\0')
-			strcpy(paths[n_cover], "/");
+			snprintf(paths[n_cover], PATH_MAX, "%s", "/");
 		n_cover++;
 	}
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)

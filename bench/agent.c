@@ -253,7 +253,7 @@ int main(int argc, char **argv)
 		goto fail;
 	memset(cfg.kek, 5, sizeof(cfg.kek));
 	memset(secret, 7, sizeof(secret));
-	cfg.verify.devtee_root = (const char *)root.data;
+	cfg.verify.devtee.root = (const char *)root.data;
 	cfg.store_url = db;
 	cfg.listen = listen;
 	cfg.threads = 2;

@@ -301,7 +301,7 @@ int main(int argc, char **argv)
 		m[96] = 0;
 		snprintf(rv, sizeof(rv), "{\"devtee\":{\"measurement\":[\"%s\"]}}", m);
 	}
-	cfg.verify.devtee_root = (const char *)root.data;
+	cfg.verify.devtee.root = (const char *)root.data;
 	cfg.store_url = db;
 	cfg.threads = sthreads;
 	if (cl_kbs_store_open(db, &st) != CL_OK ||

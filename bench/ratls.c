@@ -250,7 +250,7 @@ int main(void)
 	so.issue = &io;
 	ps = start(&so, &ts);
 
-	vo.verify.devtee_root = rootpem;
+	vo.verify.devtee.root = rootpem;
 	vo.rv = rv;
 	if (cl_ratls_verifier_new(&vo, &vc) != CL_OK)
 		return 1;

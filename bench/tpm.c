@@ -50,8 +50,8 @@ static void bench_quote(const char *name, const char *rel, const EVP_MD *md)
 	    cl_tpm_ak_parse(ev.ak, ev.ak_len, &f.key, NULL) != CL_OK)
 		exit(2);
 	c.o.format = CL_FORMAT_TPM;
-	c.o.tpm_ak = ev.ak;
-	c.o.tpm_ak_len = ev.ak_len;
+	c.o.tpm.ak = ev.ak;
+	c.o.tpm.ak_len = ev.ak_len;
 	f.md = md;
 	f.msg = ev.quote;
 	f.msglen = ev.quote_len;

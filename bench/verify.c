@@ -75,8 +75,8 @@ static void bench_snp(void)
 	uint8_t r[72], s[72];
 
 	c.o.format = CL_FORMAT_SNP;
-	c.o.vcek = vcek.data;
-	c.o.vcek_len = vcek.len;
+	c.o.snp.vcek = vcek.data;
+	c.o.snp.vcek_len = vcek.len;
 	c.o.offline = 1;
 	if (cl_time_parse("2025-06-01T00:00:00Z", &c.o.at) != CL_OK ||
 	    cl_x509_from_der(vcek.data, vcek.len, &x) != CL_OK)
@@ -139,7 +139,7 @@ static void bench_dcap(const char *name, const char *quote, const char *coll, si
 	const char *base = getenv("CLOISTER_VECTORS");
 
 	snprintf(vpath, sizeof(vpath), "%s/%s", base && *base ? base : "../shared/vectors", coll);
-	c.o.collateral = vpath;
+	c.o.dcap.collateral = vpath;
 	c.o.offline = 1;
 	if (cl_time_parse("2025-07-01T00:00:00Z", &c.o.at) != CL_OK)
 		exit(2);

@@ -44,20 +44,15 @@ enum cl_format cl_format_detect(const uint8_t *ev, size_t n);
  */
 #define CL_MAX_TRAILING (64u << 10)
 
+/*
+ * What a verification may use and must demand. Options that every format
+ * reads are at the top; each platform's own are in its group (o.snp.vcek,
+ * o.dcap.collateral, o.tpm.ak, o.devtee.root). Zero-initialise
+ * (CL_VERIFY_OPTS_INIT) and set what applies: an unset option means "none
+ * given", never "anything goes". Buffers are borrowed for the call.
+ */
 struct cl_verify_opts {
-	enum cl_format format;
-	/* SNP: VCEK or VLEK certificate (DER or PEM). NULL: cache, then KDS. */
-	const uint8_t *vcek;
-	size_t vcek_len;
-	/*
-	 * SNP: ASK/ASVK (+ARK) chain in PEM replacing the pinned intermediates
-	 * (the ARK must still be a pinned root). DCAP: PCK chain (PEM) used when
-	 * the quote carries none.
-	 */
-	const uint8_t *certs;
-	size_t certs_len;
-	/* DCAP collateral: a JSON file, or a directory of PCS responses. */
-	const char *collateral;
+	enum cl_format format; /* CL_FORMAT_AUTO: detect */
 	/* Verification time, seconds since the epoch; 0 = now. */
 	int64_t at;
 	/* Demand this exact REPORT_DATA when have_report_data is set. */
@@ -69,33 +64,60 @@ struct cl_verify_opts {
 	int offline;
 	/* Collateral cache directory; NULL = $XDG_CACHE_HOME/cloister. */
 	const char *cache_dir;
-	/* AMD KDS base URL; NULL = https://kdsintf.amd.com */
-	const char *kds_url;
-	/* Intel PCS/PCCS base URL; NULL = no collateral fetch. */
-	const char *pcs_url;
 	/*
 	 * Do every check from scratch: bypass the process-wide caches of
 	 * verified certificate chains and collateral (benchmarks, tests).
 	 */
 	int no_cache;
-	/*
-	 * Dev TEE: the development root certificate as NUL-terminated PEM text
-	 * (DIR/root.pem of `cloister devtee`). NULL: dev-TEE evidence is rejected.
-	 */
-	const char *devtee_root;
-	/*
-	 * TPM: the attestation key the caller trusts (PEM or DER
-	 * SubjectPublicKeyInfo, TPM2B_PUBLIC or TPMT_PUBLIC), or roots (PEM) an
-	 * AK certificate in the evidence must chain to. Without either, TPM
-	 * evidence is rejected.
-	 */
-	const uint8_t *tpm_ak;
-	size_t tpm_ak_len;
-	const uint8_t *tpm_ak_roots;
-	size_t tpm_ak_roots_len;
-	/* TPM: demand exactly this quote extraData (qualifying data) when non-NULL. */
-	const uint8_t *tpm_nonce;
-	size_t tpm_nonce_len;
+
+	struct {
+		/* VCEK or VLEK certificate (DER or PEM). NULL: cache, then KDS. */
+		const uint8_t *vcek;
+		size_t vcek_len;
+		/*
+		 * ASK/ASVK (+ARK) chain in PEM replacing the pinned intermediates
+		 * (the ARK must still be a pinned root).
+		 */
+		const uint8_t *certs;
+		size_t certs_len;
+		/* AMD KDS base URL; NULL = https://kdsintf.amd.com */
+		const char *kds_url;
+	} snp;
+
+	struct {
+		/* Collateral: a JSON file, or a directory of PCS responses. */
+		const char *collateral;
+		/* PCK chain (PEM) used when the quote carries none. */
+		const uint8_t *pck_chain;
+		size_t pck_chain_len;
+		/* Intel PCS/PCCS base URL; NULL = no collateral fetch. */
+		const char *pcs_url;
+	} dcap;
+
+	struct {
+		/*
+		 * The attestation key the caller trusts (PEM or DER
+		 * SubjectPublicKeyInfo, TPM2B_PUBLIC or TPMT_PUBLIC), or roots (PEM)
+		 * an AK certificate in the evidence must chain to. Without either,
+		 * TPM evidence is rejected.
+		 */
+		const uint8_t *ak;
+		size_t ak_len;
+		const uint8_t *ak_roots;
+		size_t ak_roots_len;
+		/* Demand exactly this quote extraData (qualifying data) when non-NULL. */
+		const uint8_t *nonce;
+		size_t nonce_len;
+	} tpm;
+
+	struct {
+		/*
+		 * The development root certificate as NUL-terminated PEM text
+		 * (DIR/root.pem of `cloister devtee`). NULL: dev-TEE evidence is
+		 * rejected.
+		 */
+		const char *root;
+	} devtee;
 };
 
 #define CL_VERIFY_OPTS_INIT                                                                        \

@@ -51,8 +51,6 @@ static void usage(FILE *f)
 		   "  --admin-pubkey P    admin JWT key, Ed25519 or P-256 PEM (default "
 		   "DIR/admin.pub)\n"
 		   "  --tls-cert/--tls-key  serve HTTPS\n"
-		   "  --devtee-root PEM   trust dev-TEE evidence signed under this "
-		   "development root\n"
 		   "  --session-ttl S     session lifetime in seconds (default 300)\n"
 		   "  --token-ttl S       EAR lifetime in seconds (default 300)\n"
 		   "  --threads N         worker threads, 1..32 (default: 4 per CPU)\n"
@@ -94,7 +92,6 @@ enum {
 	OPT_ADMIN_PUB,
 	OPT_TLS_CERT,
 	OPT_TLS_KEY,
-	OPT_DEVTEE_ROOT,
 	OPT_SESSION_TTL,
 	OPT_TOKEN_TTL,
 	OPT_THREADS,
@@ -121,7 +118,6 @@ static const struct option serve_opts[] = {
 	{"admin-pubkey", required_argument, NULL, OPT_ADMIN_PUB},
 	{"tls-cert", required_argument, NULL, OPT_TLS_CERT},
 	{"tls-key", required_argument, NULL, OPT_TLS_KEY},
-	{"devtee-root", required_argument, NULL, OPT_DEVTEE_ROOT},
 	{"session-ttl", required_argument, NULL, OPT_SESSION_TTL},
 	{"token-ttl", required_argument, NULL, OPT_TOKEN_TTL},
 	{"threads", required_argument, NULL, OPT_THREADS},
@@ -167,10 +163,8 @@ static int cmd_serve(int argc, char **argv)
 {
 	struct cl_kbs_config cfg = {0};
 	struct verifier_opts vo = {0};
-	struct cl_buf devroot = {0};
 	uint8_t *kek_mem = NULL;
 	const char *state = "./kbs-state", *store = NULL, *kek = NULL, *tkey = NULL, *apub = NULL;
-	const char *devtee_root = NULL;
 	char *p_store = NULL, *p_kek = NULL, *p_tkey = NULL, *p_apub = NULL;
 	long v = 0;
 	int c = 0, rc = EXIT_USAGE;
@@ -214,9 +208,6 @@ static int cmd_serve(int argc, char **argv)
 			break;
 		case OPT_TLS_KEY:
 			cfg.tls_key = optarg;
-			break;
-		case OPT_DEVTEE_ROOT:
-			devtee_root = optarg;
 			break;
 		case OPT_SESSION_TTL:
 		case OPT_TOKEN_TTL:
@@ -318,13 +309,6 @@ static int cmd_serve(int argc, char **argv)
 	cfg.verify = vo.verify;
 	cfg.attest_policy = vo.policy;
 	cfg.refvalues = vo.rv;
-	if (devtee_root) {
-		if (cl_read_file(devtee_root, 64 * 1024, &devroot) != CL_OK) {
-			fprintf(stderr, "cloister kbs: %s\n", cl_error_detail());
-			goto out;
-		}
-		cfg.verify.devtee_root = (const char *)devroot.data;
-	}
 	kek_mem = OPENSSL_secure_zalloc(CL_KBS_KEK_LEN);
 	if (!kek_mem)
 		goto out;
@@ -345,7 +329,6 @@ out:
 	OPENSSL_secure_clear_free(kek_mem, CL_KBS_KEK_LEN);
 	cl_ear_key_free(cfg.token_key);
 	cl_kbs_admin_key_free(cfg.admin_key);
-	cl_buf_free(&devroot);
 	verifier_opts_free(&vo);
 	free(p_store);
 	free(p_kek);

@@ -32,50 +32,27 @@ static void usage(FILE *f)
 		"                      extraData must equal it (any length the TPM accepts).\n"
 		"                      EAR: it is carried as eat_nonce, which must be 8..64 bytes\n"
 		"  --ttl SECONDS       EAR lifetime (default 300)\n"
-		"  --ak FILE           TPM: the trusted attestation key (PEM/DER SPKI,\n"
-		"                      TPM2B_PUBLIC or TPMT_PUBLIC)\n"
-		"  --ak-roots FILE     TPM: roots (PEM) the evidence's ak_cert must chain to\n"
-		"  --certs FILE        SNP: ASK/ASVK+ARK chain (PEM) to use instead of the pinned\n"
-		"                      intermediates; DCAP: PCK chain when the quote has none\n"
 		"  --report-data HEX   demand this REPORT_DATA (zero-padded to 64 bytes)\n"
-		"  --offline           never fetch endorsements from the network\n"
-		"  --cache-dir DIR     endorsement cache (default $XDG_CACHE_HOME/cloister)\n"
-		"  --kds-url URL       AMD KDS base URL (default https://kdsintf.amd.com)\n"
-		"  --pcs-url URL       Intel PCS/PCCS base URL to fetch missing collateral from\n"
 		"  -h, --help          show this help\n");
 }
 
 enum {
 	OPT_FORMAT = 256,
-	OPT_CERTS,
 	OPT_REPORT_DATA,
-	OPT_OFFLINE,
-	OPT_CACHE_DIR,
-	OPT_KDS_URL,
-	OPT_PCS_URL,
 	OPT_EAR,
 	OPT_SIGNING_KEY,
 	OPT_NONCE,
 	OPT_TTL,
-	OPT_AK,
-	OPT_AK_ROOTS,
 };
 
 static const struct option longopts[] = {
 	{"format", required_argument, NULL, OPT_FORMAT},
 	VERIFIER_LONGOPTS,
-	{"certs", required_argument, NULL, OPT_CERTS},
 	{"report-data", required_argument, NULL, OPT_REPORT_DATA},
 	{"ear", no_argument, NULL, OPT_EAR},
 	{"signing-key", required_argument, NULL, OPT_SIGNING_KEY},
 	{"nonce", required_argument, NULL, OPT_NONCE},
 	{"ttl", required_argument, NULL, OPT_TTL},
-	{"ak", required_argument, NULL, OPT_AK},
-	{"ak-roots", required_argument, NULL, OPT_AK_ROOTS},
-	{"offline", no_argument, NULL, OPT_OFFLINE},
-	{"cache-dir", required_argument, NULL, OPT_CACHE_DIR},
-	{"kds-url", required_argument, NULL, OPT_KDS_URL},
-	{"pcs-url", required_argument, NULL, OPT_PCS_URL},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
 };
@@ -165,10 +142,9 @@ int cmd_verify(int argc, char **argv)
 	struct verifier_opts vo = {0};
 	struct cl_verify_opts o = CL_VERIFY_OPTS_INIT;
 	struct cl_verify_result res = {0};
-	struct cl_buf ev = {0}, certs = {0}, ak = {0}, ak_roots = {0};
-	const char *ak_path = NULL, *ak_roots_path = NULL;
+	struct cl_buf ev = {0};
 	struct cl_ear_key *key = NULL;
-	const char *certs_path = NULL, *key_path = NULL;
+	const char *key_path = NULL;
 	json_t *out = NULL, *appraisal = NULL;
 	uint8_t *nonce = NULL;
 	size_t nonce_len = 0;
@@ -188,37 +164,16 @@ int cmd_verify(int argc, char **argv)
 			if (cl_format_parse(optarg, &o.format) != CL_OK)
 				goto usage_err;
 			break;
-		case OPT_CERTS:
-			certs_path = optarg;
-			break;
 		case OPT_REPORT_DATA:
 			if (parse_report_data(optarg, o.report_data) != CL_OK)
 				goto usage_err;
 			o.have_report_data = 1;
-			break;
-		case OPT_OFFLINE:
-			o.offline = 1;
-			break;
-		case OPT_CACHE_DIR:
-			o.cache_dir = optarg;
-			break;
-		case OPT_KDS_URL:
-			o.kds_url = optarg;
-			break;
-		case OPT_PCS_URL:
-			o.pcs_url = optarg;
 			break;
 		case OPT_EAR:
 			want_ear = 1;
 			break;
 		case OPT_SIGNING_KEY:
 			key_path = optarg;
-			break;
-		case OPT_AK:
-			ak_path = optarg;
-			break;
-		case OPT_AK_ROOTS:
-			ak_roots_path = optarg;
 			break;
 		case OPT_NONCE:
 			free(nonce);
@@ -262,34 +217,20 @@ int cmd_verify(int argc, char **argv)
 		goto out;
 	}
 	if (verifier_path_check("evidence", argv[optind], VPATH_FILE) != CL_OK ||
-	    verifier_path_check("--certs", certs_path, VPATH_FILE) != CL_OK ||
-	    verifier_path_check("--ak", ak_path, VPATH_FILE) != CL_OK ||
-	    verifier_path_check("--ak-roots", ak_roots_path, VPATH_FILE) != CL_OK ||
 	    verifier_path_check("--signing-key", key_path, VPATH_FILE) != CL_OK ||
-	    verifier_path_check("--cache-dir", o.cache_dir, VPATH_CACHE_DIR) != CL_OK ||
-	    cl_read_file(argv[optind], CL_MAX_EVIDENCE, &ev) != CL_OK ||
-	    (certs_path && cl_read_file(certs_path, 256 * 1024, &certs) != CL_OK) ||
-	    (ak_path && cl_read_file(ak_path, 16 * 1024, &ak) != CL_OK) ||
-	    (ak_roots_path && cl_read_file(ak_roots_path, 256 * 1024, &ak_roots) != CL_OK) ||
 	    verifier_opts_load(&vo) != CL_OK ||
+	    cl_read_file(argv[optind], CL_MAX_EVIDENCE, &ev) != CL_OK ||
 	    (key_path && cl_ear_key_load(key_path, &key) != CL_OK)) {
 		fprintf(stderr, "cloister verify: %s\n", cl_error_detail());
 		goto out;
 	}
-	o.vcek = vo.verify.vcek;
-	o.vcek_len = vo.verify.vcek_len;
-	o.collateral = vo.verify.collateral;
-	o.at = vo.verify.at;
-	o.allow_debug = vo.verify.allow_debug;
-	o.devtee_root = vo.verify.devtee_root;
-	o.certs = certs.data;
-	o.certs_len = certs.len;
-	o.tpm_ak = ak.data;
-	o.tpm_ak_len = ak.len;
-	o.tpm_ak_roots = ak_roots.data;
-	o.tpm_ak_roots_len = ak_roots.len;
-	o.tpm_nonce = nonce;
-	o.tpm_nonce_len = nonce_len;
+	/* The shared verifier options, plus what only this command takes. */
+	vo.verify.format = o.format;
+	memcpy(vo.verify.report_data, o.report_data, sizeof(o.report_data));
+	vo.verify.have_report_data = o.have_report_data;
+	o = vo.verify;
+	o.tpm.nonce = nonce;
+	o.tpm.nonce_len = nonce_len;
 
 	if (cl_verify_evidence(ev.data, ev.len, &o, &res) != CL_OK)
 		cl_log_debug("verification failed: %s", res.reason);
@@ -341,9 +282,6 @@ out:
 	cl_ear_key_free(key);
 	cl_verify_result_free(&res);
 	cl_buf_free(&ev);
-	cl_buf_free(&certs);
-	cl_buf_free(&ak);
-	cl_buf_free(&ak_roots);
 	verifier_opts_free(&vo);
 	cl_policy_thread_release();
 	return ret;

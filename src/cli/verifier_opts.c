@@ -50,7 +50,7 @@ int verifier_opts_handle(struct verifier_opts *v, int c, const char *arg)
 		v->rv_path = arg;
 		return 1;
 	case VOPT_COLLATERAL:
-		v->verify.collateral = arg;
+		v->verify.dcap.collateral = arg;
 		return 1;
 	case VOPT_VCEK:
 		v->vcek_path = arg;
@@ -67,6 +67,27 @@ int verifier_opts_handle(struct verifier_opts *v, int c, const char *arg)
 	case VOPT_DEVTEE_ROOT:
 		v->devtee_root_path = arg;
 		return 1;
+	case VOPT_CERTS:
+		v->certs_path = arg;
+		return 1;
+	case VOPT_AK:
+		v->ak_path = arg;
+		return 1;
+	case VOPT_AK_ROOTS:
+		v->ak_roots_path = arg;
+		return 1;
+	case VOPT_OFFLINE:
+		v->verify.offline = 1;
+		return 1;
+	case VOPT_CACHE_DIR:
+		v->verify.cache_dir = arg;
+		return 1;
+	case VOPT_KDS_URL:
+		v->verify.snp.kds_url = arg;
+		return 1;
+	case VOPT_PCS_URL:
+		v->verify.dcap.pcs_url = arg;
+		return 1;
 	default:
 		return 0;
 	}
@@ -79,15 +100,37 @@ int verifier_opts_load(struct verifier_opts *v)
 	CL_GUARD(verifier_path_check("--policy", v->policy_path, VPATH_FILE));
 	CL_GUARD(verifier_path_check("--corim-key", v->corim_key_path, VPATH_FILE));
 	CL_GUARD(verifier_path_check("--reference-values", v->rv_path, VPATH_FILE));
-	CL_GUARD(verifier_path_check("--collateral", v->verify.collateral, VPATH_FILE_OR_DIR));
+	CL_GUARD(verifier_path_check("--collateral", v->verify.dcap.collateral, VPATH_FILE_OR_DIR));
+	CL_GUARD(verifier_path_check("--certs", v->certs_path, VPATH_FILE));
+	CL_GUARD(verifier_path_check("--ak", v->ak_path, VPATH_FILE));
+	CL_GUARD(verifier_path_check("--ak-roots", v->ak_roots_path, VPATH_FILE));
+	CL_GUARD(verifier_path_check("--cache-dir", v->verify.cache_dir, VPATH_CACHE_DIR));
 	if (v->vcek_path) {
 		CL_GUARD(cl_read_file(v->vcek_path, 64 * 1024, &v->vcek));
-		v->verify.vcek = v->vcek.data;
-		v->verify.vcek_len = v->vcek.len;
+		v->verify.snp.vcek = v->vcek.data;
+		v->verify.snp.vcek_len = v->vcek.len;
+	}
+	if (v->certs_path) {
+		/* One chain file: SNP's intermediates or a DCAP PCK chain, whichever applies. */
+		CL_GUARD(cl_read_file(v->certs_path, 256 * 1024, &v->certs));
+		v->verify.snp.certs = v->certs.data;
+		v->verify.snp.certs_len = v->certs.len;
+		v->verify.dcap.pck_chain = v->certs.data;
+		v->verify.dcap.pck_chain_len = v->certs.len;
+	}
+	if (v->ak_path) {
+		CL_GUARD(cl_read_file(v->ak_path, 16 * 1024, &v->ak));
+		v->verify.tpm.ak = v->ak.data;
+		v->verify.tpm.ak_len = v->ak.len;
+	}
+	if (v->ak_roots_path) {
+		CL_GUARD(cl_read_file(v->ak_roots_path, 256 * 1024, &v->ak_roots));
+		v->verify.tpm.ak_roots = v->ak_roots.data;
+		v->verify.tpm.ak_roots_len = v->ak_roots.len;
 	}
 	if (v->devtee_root_path) {
 		CL_GUARD(cl_read_file(v->devtee_root_path, 64 * 1024, &v->devtee_root));
-		v->verify.devtee_root = (const char *)v->devtee_root.data;
+		v->verify.devtee.root = (const char *)v->devtee_root.data;
 	}
 	if (v->policy_path)
 		CL_GUARD(cl_policy_load_file(v->policy_path, &v->policy));
@@ -110,5 +153,8 @@ void verifier_opts_free(struct verifier_opts *v)
 	cl_buf_free(&v->vcek);
 	cl_buf_free(&v->corim_key);
 	cl_buf_free(&v->devtee_root);
+	cl_buf_free(&v->certs);
+	cl_buf_free(&v->ak);
+	cl_buf_free(&v->ak_roots);
 	memset(v, 0, sizeof(*v));
 }

@@ -605,11 +605,11 @@ static int load_collateral(const struct cl_verify_opts *o, int is_tdx, const str
 			   struct cl_intel_collateral **out)
 {
 	*out = NULL;
-	if (o->collateral)
-		return cl_intel_collateral_load(o->collateral, out);
-	if (o->pcs_url && !o->offline)
+	if (o->dcap.collateral)
+		return cl_intel_collateral_load(o->dcap.collateral, out);
+	if (o->dcap.pcs_url && !o->offline)
 		return cl_intel_collateral_fetch_at(
-			o->pcs_url, o->cache_dir, is_tdx, pck->info.fmspc,
+			o->dcap.pcs_url, o->cache_dir, is_tdx, pck->info.fmspc,
 			pck->platform_ca ? "platform" : "processor", o->at, out);
 	return CL_OK;
 }
@@ -754,8 +754,8 @@ static int dcap_verify(const struct cl_evidence *e, const struct cl_verify_opts 
 		pem_len = q->cert.cert_len;
 		from_quote = 1;
 	} else {
-		pem = o->certs;
-		pem_len = o->certs_len;
+		pem = o->dcap.pck_chain;
+		pem_len = o->dcap.pck_chain_len;
 	}
 	CL_CHECK(pem && pem_len, CL_ERR_COLLATERAL,
 		 "quote carries no PCK certificate chain (certification data type %u) and none was "
@@ -763,7 +763,7 @@ static int dcap_verify(const struct cl_evidence *e, const struct cl_verify_opts 
 		 q->cert.cert_type);
 
 	/* Fetching needs the FMSPC, so the chain is checked once before the CRLs are known. */
-	if (!o->collateral && o->pcs_url && !o->offline)
+	if (!o->dcap.collateral && o->dcap.pcs_url && !o->offline)
 		CL_TRY(pck_chain_verify(pem, pem_len, NULL, from_quote, at, &pck));
 	CL_TRY(load_collateral(o, is_tdx, &pck, &coll));
 	if (coll) {

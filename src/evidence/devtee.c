@@ -2,7 +2,7 @@
  * The development-TEE report: parser, writer, signer and verifier.
  *
  * The verifier trusts nothing in the report about who signed it: the root
- * comes from the caller (cl_verify_opts.devtee_root) or the report is
+ * comes from the caller (cl_verify_opts.devtee.root) or the report is
  * refused, so dev-TEE evidence can never pass where a real TEE is expected
  * by accident.
  */
@@ -186,10 +186,10 @@ static int root_check(const struct cl_verify_opts *o, X509 **out)
 	STACK_OF(X509) *roots = NULL;
 	int rc = CL_OK;
 
-	CL_CHECK(o->devtee_root && o->devtee_root[0], CL_ERR_POLICY,
+	CL_CHECK(o->devtee.root && o->devtee.root[0], CL_ERR_POLICY,
 		 "dev-TEE evidence is accepted only with an explicitly trusted development root "
 		 "(--devtee-root)");
-	CL_TRY(cl_x509_from_any((const uint8_t *)o->devtee_root, strlen(o->devtee_root), &root));
+	CL_TRY(cl_x509_from_any((const uint8_t *)o->devtee.root, strlen(o->devtee.root), &root));
 	CL_CHECK(is_p384(X509_get0_pubkey(root)), CL_ERR_CHAIN,
 		 "the development root key is not EC P-384");
 	roots = sk_X509_new_null();
@@ -264,12 +264,12 @@ static int root_get(const struct cl_verify_opts *o, struct root_info *out)
 	int hit = 0;
 
 	memset(out, 0, sizeof(*out));
-	CL_ENSURE_MSG(o->devtee_root && o->devtee_root[0], CL_ERR_POLICY,
+	CL_ENSURE_MSG(o->devtee.root && o->devtee.root[0], CL_ERR_POLICY,
 		      "dev-TEE evidence is accepted only with an explicitly trusted development "
 		      "root (--devtee-root)");
 	if (cl_cache_bypassed())
 		return root_info_make(o, out);
-	CL_GUARD(cl_digest(CL_SHA256, o->devtee_root, strlen(o->devtee_root), key));
+	CL_GUARD(cl_digest(CL_SHA256, o->devtee.root, strlen(o->devtee.root), key));
 	pthread_mutex_lock(&root_lock);
 	for (unsigned i = 0; i < ROOT_CACHE_SLOTS && !hit; i++) {
 		if (root_cache[i].ri.root && memcmp(root_cache[i].key, key, 32) == 0 &&

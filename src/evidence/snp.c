@@ -360,14 +360,15 @@ static int vek_id(const struct cl_verify_opts *o, const uint8_t *cert, size_t n,
 
 	if (!ctx)
 		return cl_fail(CL_ERR_NOMEM, "out of memory");
-	if (o->certs && o->certs_len &&
-	    cl_digest(CL_SHA256, o->certs, o->certs_len, certs_digest) < 0) {
+	if (o->snp.certs && o->snp.certs_len &&
+	    cl_digest(CL_SHA256, o->snp.certs, o->snp.certs_len, certs_digest) < 0) {
 		EVP_MD_CTX_free(ctx);
 		return cl_fail(CL_ERR_CRYPTO, "cannot hash the given certificates");
 	}
 	ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
 	     EVP_DigestUpdate(ctx, "cloister-snp-vek\0", 17) == 1 &&
-	     EVP_DigestUpdate(ctx, o->certs && o->certs_len ? certs_digest : none, 32) == 1 &&
+	     EVP_DigestUpdate(ctx, o->snp.certs && o->snp.certs_len ? certs_digest : none, 32) ==
+		     1 &&
 	     EVP_DigestUpdate(ctx, cert, n) == 1 && EVP_DigestFinal_ex(ctx, id, NULL) == 1;
 	EVP_MD_CTX_free(ctx);
 	return ok ? CL_OK : cl_fail(CL_ERR_CRYPTO, "cannot hash certificate");
@@ -507,8 +508,8 @@ static int vek_verify(const uint8_t *cert, size_t n, const struct cl_verify_opts
 		 cl_amd_product_name(named), cl_amd_product_name(cpu));
 	if (have_cpu || have_named)
 		first = last = have_cpu ? cpu : named;
-	if (o->certs && o->certs_len)
-		CL_TRY(cl_x509_chain_from_pem(o->certs, o->certs_len, &given));
+	if (o->snp.certs && o->snp.certs_len)
+		CL_TRY(cl_x509_chain_from_pem(o->snp.certs, o->snp.certs_len, &given));
 	rc = CL_ERR_CHAIN;
 	for (int p = (int)first; p <= (int)last; p++) {
 		STACK_OF(X509) *cands = given;
@@ -609,7 +610,7 @@ static int vek_find(const struct cl_snp_report *r, const struct cl_verify_opts *
 		      "no VCEK given or cached for this chip and TCB, and fetching is disabled "
 		      "(--offline): pass it with --vcek");
 	for (int i = 0; i < ncands; i++) {
-		rc = cl_amd_kds_fetch_vcek(o->kds_url, cands[i], r->chip_id, r->reported_tcb,
+		rc = cl_amd_kds_fetch_vcek(o->snp.kds_url, cands[i], r->chip_id, r->reported_tcb,
 					   &src->buf);
 		if (rc == CL_OK) {
 			src->p = src->buf.data;
@@ -734,14 +735,14 @@ static int vek_given(const struct cl_evidence *e, const struct cl_verify_opts *o
 	const uint8_t *c = NULL;
 	size_t cl = 0;
 
-	*cert = o->vcek;
-	*len = o->vcek_len;
+	*cert = o->snp.vcek;
+	*len = o->snp.vcek_len;
 	if (!e->env || !e->env->certs)
 		return CL_OK;
 	CL_GUARD(cl_snp_certtable_find(
 		e->env->certs, e->env->certs_len,
 		p->r.signer == CL_SNP_SIGNER_VLEK ? cl_snp_guid_vlek : cl_snp_guid_vcek, &c, &cl));
-	if (!(o->vcek && o->vcek_len) && c) {
+	if (!(o->snp.vcek && o->snp.vcek_len) && c) {
 		*cert = c;
 		*len = cl;
 	}

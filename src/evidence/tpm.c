@@ -468,16 +468,16 @@ static int choose_ak(const struct cl_tpm_evidence *ev, const struct cl_verify_op
 	*ak = NULL;
 	*trust = NULL;
 	/* The same bytes as the pin: one parse (key decoding dominates the cost). */
-	if (o->tpm_ak && ev->ak && o->tpm_ak_len == ev->ak_len &&
-	    memcmp(o->tpm_ak, ev->ak, ev->ak_len) == 0) {
+	if (o->tpm.ak && ev->ak && o->tpm.ak_len == ev->ak_len &&
+	    memcmp(o->tpm.ak, ev->ak, ev->ak_len) == 0) {
 		CL_TRY(cl_tpm_ak_parse(ev->ak, ev->ak_len, ak, restricted));
 		*trust = "pinned";
 		goto out;
 	}
 	if (ev->ak)
 		CL_TRY(cl_tpm_ak_parse(ev->ak, ev->ak_len, &given, restricted));
-	if (o->tpm_ak) {
-		CL_TRY(cl_tpm_ak_parse(o->tpm_ak, o->tpm_ak_len, &pinned, &r2));
+	if (o->tpm.ak) {
+		CL_TRY(cl_tpm_ak_parse(o->tpm.ak, o->tpm.ak_len, &pinned, &r2));
 		if (given) {
 			CL_TRY(spki_der(given, &a, &alen));
 			CL_TRY(spki_der(pinned, &b, &blen));
@@ -491,9 +491,9 @@ static int choose_ak(const struct cl_tpm_evidence *ev, const struct cl_verify_op
 		*trust = "pinned";
 		goto out;
 	}
-	if (o->tpm_ak_roots && ev->ak_cert) {
+	if (o->tpm.ak_roots && ev->ak_cert) {
 		CL_TRY(cl_x509_from_any(ev->ak_cert, ev->ak_cert_len, &leaf));
-		CL_TRY(cl_x509_chain_from_pem(o->tpm_ak_roots, o->tpm_ak_roots_len, &roots));
+		CL_TRY(cl_x509_chain_from_pem(o->tpm.ak_roots, o->tpm.ak_roots_len, &roots));
 		chain = sk_X509_new_null();
 		CL_CHECK(chain, CL_ERR_NOMEM, "out of memory");
 		for (size_t i = 0; i < ev->ak_chain_n; i++) {
@@ -726,9 +726,9 @@ static int tpm_verify(const struct cl_evidence *e, const struct cl_verify_opts *
 	CL_TRY(tpm_ak(p, o, c, &ak, &trust));
 	/* From here on every value is checked against the signed quote. */
 	CL_TRY(cl_tpm_signature_verify(ak, &p->sig, p->ev.quote, p->ev.quote_len));
-	if (o->tpm_nonce)
-		CL_CHECK(o->tpm_nonce_len == q->extraData.size &&
-				 cl_ct_equal(o->tpm_nonce, q->extraData.buffer, o->tpm_nonce_len),
+	if (o->tpm.nonce)
+		CL_CHECK(o->tpm.nonce_len == q->extraData.size &&
+				 cl_ct_equal(o->tpm.nonce, q->extraData.buffer, o->tpm.nonce_len),
 			 CL_ERR_MISMATCH, "quote extraData does not match the expected nonce");
 	memcpy(rd, q->extraData.buffer, q->extraData.size);
 	CL_TRY(cl_check_report_data(o, rd));

@@ -142,15 +142,15 @@ static int step_verify(struct cl_kbs *k, struct attest_ctx *x, struct cl_kbs_res
 
 	x->vo = k->cfg.verify;
 	if (cl_kbs_runtime_data_hash(x->att.runtime_data, x->rd) != CL_OK ||
-	    cl_kbs_evidence_bytes(x->tee, x->att.evidence, &x->ev, x->vo.vcek ? NULL : &x->vcek) !=
-		    CL_OK)
+	    cl_kbs_evidence_bytes(x->tee, x->att.evidence, &x->ev,
+				  x->vo.snp.vcek ? NULL : &x->vcek) != CL_OK)
 		return refuse(k, x, r, x->ti, 401, "AttestationError", cl_error_detail());
 	x->vo.format = format_of(x->tee);
 	memcpy(x->vo.report_data, x->rd, sizeof(x->rd));
 	x->vo.have_report_data = 1;
 	if (x->vcek.len) {
-		x->vo.vcek = x->vcek.data;
-		x->vo.vcek_len = x->vcek.len;
+		x->vo.snp.vcek = x->vcek.data;
+		x->vo.snp.vcek_len = x->vcek.len;
 	}
 	if (cl_verify_evidence(x->ev.data, x->ev.len, &x->vo, &x->vr) != CL_OK) {
 		snprintf(detail, sizeof(detail), "evidence rejected: %s", x->vr.reason);

@@ -56,7 +56,7 @@ static void verify(const uint8_t *p, size_t n, int allow_debug)
 	struct cl_verify_opts o = CL_VERIFY_OPTS_INIT;
 	struct cl_verify_result res = {0};
 
-	o.devtee_root = root;
+	o.devtee.root = root;
 	o.allow_debug = allow_debug;
 	(void)cl_verify_evidence(p, n, &o, &res);
 	cl_verify_result_free(&res);

@@ -51,11 +51,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	o.at = 1748736000; /* 2025-06-01, inside both certificates' validity */
 	o.allow_debug = data[8] & 1;
 	if (r.signer == CL_SNP_SIGNER_VLEK) {
-		o.vcek = vlek.data;
-		o.vcek_len = vlek.len;
+		o.snp.vcek = vlek.data;
+		o.snp.vcek_len = vlek.len;
 	} else {
-		o.vcek = vcek.data;
-		o.vcek_len = vcek.len;
+		o.snp.vcek = vcek.data;
+		o.snp.vcek_len = vcek.len;
 	}
 	(void)cl_verify_evidence(data, size, &o, &res);
 	cl_verify_result_free(&res);

@@ -72,8 +72,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	o.offline = 1;
 	o.cache_dir = "/nonexistent/cloister-fuzz";
 	o.at = 1751328000; /* 2025-07-01, inside the VCEK's validity */
-	o.vcek = vcek.data;
-	o.vcek_len = vcek.len;
+	o.snp.vcek = vcek.data;
+	o.snp.vcek_len = vcek.len;
 	(void)cl_verify_evidence(rep, sizeof(rep), &o, &res);
 	cl_verify_result_free(&res);
 	return 0;

@@ -56,8 +56,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		EVP_PKEY_free(k);
 	(void)cl_tpm_detect(data, size);
 	o.format = CL_FORMAT_TPM;
-	o.tpm_ak = ak;
-	o.tpm_ak_len = ak_len;
+	o.tpm.ak = ak;
+	o.tpm.ak_len = ak_len;
 	(void)cl_verify_evidence(data, size, &o, &res);
 	cl_verify_result_free(&res);
 	return 0;

@@ -149,8 +149,8 @@ static void test_tsm_snp(void)
 	CHECK_EQ_INT(t.inblob_len[0], 64);
 	CHECK(t.inblob[0][0] == 0xc0 && t.inblob[0][63] == 0xff);
 	/* And what came back is real evidence that verifies as it is. */
-	o.vcek = vcek.data;
-	o.vcek_len = vcek.len;
+	o.snp.vcek = vcek.data;
+	o.snp.vcek_len = vcek.len;
 	o.offline = 1;
 	o.cache_dir = "/nonexistent/cloister-test";
 	CHECK_EQ_INT(cl_time_parse("2025-06-01T00:00:00Z", &o.at), CL_OK);

@@ -28,7 +28,7 @@ static int verify_at(const struct cl_buf *b, int64_t at, const char *coll, int a
 	o.at = at;
 	o.offline = 1;
 	o.allow_debug = allow_debug;
-	o.collateral = coll ? vector_path(coll) : NULL;
+	o.dcap.collateral = coll ? vector_path(coll) : NULL;
 	return cl_verify_evidence(b->data, b->len, &o, r);
 }
 
@@ -407,7 +407,7 @@ static void *thread_main(void *p)
 
 		o.at = T_2025_07;
 		o.offline = 1;
-		o.collateral = i % 2 ? a->coll : NULL;
+		o.dcap.collateral = i % 2 ? a->coll : NULL;
 		if (cl_verify_evidence(a->quote.data, a->quote.len, &o, &r) != CL_OK) {
 			fprintf(stderr, "concurrent verification failed: %s\n", r.reason);
 			bad++;

@@ -53,7 +53,7 @@ static int verify(const uint8_t *ev, size_t n, const char *root, int allow_debug
 	struct cl_verify_result res = {0};
 	int rc = 0;
 
-	o.devtee_root = root;
+	o.devtee.root = root;
 	o.allow_debug = allow_debug;
 	if (rd) {
 		memcpy(o.report_data, rd, 64);
@@ -124,7 +124,7 @@ static void test_report(void)
 
 		cl_cache_bypass(bypass);
 		o.format = CL_FORMAT_DEVTEE;
-		o.devtee_root = pa;
+		o.devtee.root = pa;
 		CHECK_EQ_INT(cl_verify_evidence(rep, sizeof(rep), &o, &res), CL_OK);
 		cl_verify_result_free(&res);
 		o.at = 7258118400; /* 2200-01-01, after the root expires */
@@ -135,7 +135,7 @@ static void test_report(void)
 		cl_verify_result_free(&res);
 		/* A root cached first does not vouch for another root's reports. */
 		o.at = 0;
-		o.devtee_root = pb;
+		o.devtee.root = pb;
 		CHECK(cl_verify_evidence(rep, sizeof(rep), &o, &res) != CL_OK);
 		cl_verify_result_free(&res);
 		cl_cache_bypass(0);

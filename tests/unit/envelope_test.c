@@ -120,8 +120,8 @@ static void test_snp(void)
 	/* --vcek wins over the table; a wrong one rejects. */
 	free(t);
 	t = envelope("snp", "tsm/sev_guest", report.data, report.len, "certs", tab, n);
-	o.vcek = vlek.data;
-	o.vcek_len = vlek.len;
+	o.snp.vcek = vlek.data;
+	o.snp.vcek_len = vlek.len;
 	CHECK(verify_text(t, &o, &r) != CL_OK);
 	cl_verify_result_free(&r);
 	o = snp_opts();
@@ -361,7 +361,7 @@ static void test_devtee(void)
 	CHECK_EQ_INT(cl_devtee_root_load(dir, &key, NULL), CL_OK);
 	snprintf(p, sizeof(p), "%s/root.pem", dir);
 	CHECK_EQ_INT(cl_read_file(p, 0, &root), CL_OK);
-	o.devtee_root = (const char *)root.data;
+	o.devtee.root = (const char *)root.data;
 
 	rep.version = CL_DEVTEE_VERSION;
 	memset(rep.measurement, 0x11, sizeof(rep.measurement));
@@ -414,11 +414,11 @@ static void test_devtee(void)
 	cl_verify_result_free(&r);
 	free(t);
 	/* The wrong root still rejects before the log is looked at. */
-	o.devtee_root = NULL;
+	o.devtee.root = NULL;
 	t = envelope("devtee", "devtee", out, sizeof(out), "eventlog", log.data, log.len);
 	CHECK(verify_text(t, &o, &r) < 0);
 	cl_verify_result_free(&r);
-	o.devtee_root = (const char *)root.data;
+	o.devtee.root = (const char *)root.data;
 	free(t);
 	/* A log or certificates beside the wrong kind of evidence. */
 	t = envelope("devtee", "devtee", out, sizeof(out), "certs", log.data, log.len);

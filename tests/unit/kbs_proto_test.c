@@ -592,9 +592,9 @@ static void test_flow(void)
 	snprintf(rootp, sizeof(rootp), "%s/token.key", tmpdir);
 	CHECK_EQ_INT(cl_ear_key_load(rootp, &e.cfg.token_key), CL_OK);
 	memset(e.cfg.kek, 3, sizeof(e.cfg.kek));
-	e.cfg.verify.devtee_root = (const char *)e.root_pem.data;
-	e.cfg.verify.vcek = vcek.data;
-	e.cfg.verify.vcek_len = vcek.len;
+	e.cfg.verify.devtee.root = (const char *)e.root_pem.data;
+	e.cfg.verify.snp.vcek = vcek.data;
+	e.cfg.verify.snp.vcek_len = vcek.len;
 	e.cfg.verify.offline = 1;
 	CHECK_EQ_INT(cl_kbs_store_open(db, &e.st), CL_OK);
 	CHECK_EQ_INT(cl_kbs_new(&e.cfg, &e.k), CL_OK);
@@ -685,8 +685,8 @@ static void test_flow(void)
    * and it fails only on the report-data binding to this session.
    */
 	cl_kbs_free(e.k);
-	e.cfg.verify.vcek = NULL;
-	e.cfg.verify.vcek_len = 0;
+	e.cfg.verify.snp.vcek = NULL;
+	e.cfg.verify.snp.vcek_len = 0;
 	e.cfg.verify.at = 1751328000;
 	CHECK_EQ_INT(cl_kbs_new(&e.cfg, &e.k), CL_OK);
 	{

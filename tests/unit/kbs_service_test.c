@@ -129,7 +129,7 @@ static void env_open(struct env *e, const char *name)
 	snprintf(p, sizeof(p), "%s/state/token.key", tmpdir);
 	CHECK_EQ_INT(cl_ear_key_load(p, &e->cfg.token_key), CL_OK);
 	memset(e->cfg.kek, 3, sizeof(e->cfg.kek));
-	e->cfg.verify.devtee_root = (const char *)e->root_pem.data;
+	e->cfg.verify.devtee.root = (const char *)e->root_pem.data;
 	e->cfg.verify.offline = 1;
 	snprintf(p, sizeof(p), "sqlite:%s/%s.db", tmpdir, name);
 	CHECK_EQ_INT(cl_kbs_store_open(p, &e->st), CL_OK);

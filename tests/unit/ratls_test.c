@@ -67,7 +67,7 @@ static struct cl_ratls_verifier *verifier(const struct cl_refvalues *rv, int64_t
 	struct cl_ratls_verifier_opts o = {0};
 	struct cl_ratls_verifier *v = NULL;
 
-	o.verify.devtee_root = root_pem;
+	o.verify.devtee.root = root_pem;
 	o.verify.at = at;
 	o.rv = rv;
 	CHECK_EQ_INT(cl_ratls_verifier_new(&o, &v), CL_OK);
@@ -536,7 +536,7 @@ static void test_gramine_real_quote(void)
 	obj = OBJ_txt2obj(CL_RATLS_OID_CMW, 1);
 	X509_EXTENSION_free(X509_delete_ext(g, X509_get_ext_by_OBJ(g, obj, -1)));
 	CHECK(X509_sign(g, key, EVP_sha256()) > 0);
-	vo.verify.collateral = vector_path("sgx/dcap-qvl/sgx_quote_collateral.json");
+	vo.verify.dcap.collateral = vector_path("sgx/dcap-qvl/sgx_quote_collateral.json");
 	vo.verify.offline = 1;
 	vo.allow_warning = 1;
 	CHECK_EQ_INT(cl_ratls_verifier_new(&vo, &v), CL_OK);

@@ -47,8 +47,8 @@ static int verify(const uint8_t *rep, const uint8_t *rd)
 	int rc = 0;
 
 	o.format = CL_FORMAT_SNP;
-	o.vcek = vcek.data;
-	o.vcek_len = vcek.len;
+	o.snp.vcek = vcek.data;
+	o.snp.vcek_len = vcek.len;
 	o.at = AT;
 	o.offline = 1;
 	o.cache_dir = "/nonexistent/cloister-test";

@@ -35,8 +35,8 @@ static struct cl_verify_opts opts(const struct cl_buf *vcek, const char *at)
 	struct cl_verify_opts o = CL_VERIFY_OPTS_INIT;
 
 	o.format = CL_FORMAT_SNP;
-	o.vcek = vcek ? vcek->data : NULL;
-	o.vcek_len = vcek ? vcek->len : 0;
+	o.snp.vcek = vcek ? vcek->data : NULL;
+	o.snp.vcek_len = vcek ? vcek->len : 0;
 	o.at = when(at);
 	o.offline = 1;
 	o.cache_dir = cache_dir;
@@ -309,8 +309,8 @@ static void test_no_stale_detail(void)
 	uint8_t *bad = malloc(tru_report.len);
 
 	o.no_cache = 1;
-	o.certs = certs.data; /* ASK, ARK, ASVK: the ASVK is tried and abandoned */
-	o.certs_len = certs.len;
+	o.snp.certs = certs.data; /* ASK, ARK, ASVK: the ASVK is tried and abandoned */
+	o.snp.certs_len = certs.len;
 	CHECK_EQ_INT(verify(tru_report.data, tru_report.len, &o, NULL), CL_OK);
 	CHECK_STR(cl_error_detail(), "");
 	/* No --vcek, nothing cached, offline: the cache miss is not the reason. */
@@ -455,26 +455,26 @@ static void test_certs_option(void)
 	struct cl_buf all = vector_read(TRU "milan_ask_ark_asvk.pem");
 	struct cl_verify_opts o = opts(&tru_vcek, "2025-06-01T00:00:00Z");
 
-	o.certs = ask.data;
-	o.certs_len = ask.len;
+	o.snp.certs = ask.data;
+	o.snp.certs_len = ask.len;
 	CHECK_EQ_INT(verify(tru_report.data, tru_report.len, &o, NULL), CL_OK);
-	o.certs = all.data;
-	o.certs_len = all.len;
+	o.snp.certs = all.data;
+	o.snp.certs_len = all.len;
 	CHECK_EQ_INT(verify(tru_report.data, tru_report.len, &o, NULL), CL_OK);
 	/* The VCEK against the ASVK instead of the ASK. */
-	o.certs = asvk.data;
-	o.certs_len = asvk.len;
+	o.snp.certs = asvk.data;
+	o.snp.certs_len = asvk.len;
 	CHECK_EQ_INT(verify(tru_report.data, tru_report.len, &o, NULL), CL_ERR_CHAIN);
-	o.certs = genoa.data;
-	o.certs_len = genoa.len;
+	o.snp.certs = genoa.data;
+	o.snp.certs_len = genoa.len;
 	CHECK_EQ_INT(verify(tru_report.data, tru_report.len, &o, NULL), CL_ERR_CHAIN);
 
 	o = opts(&tru_vlek, "2025-06-01T00:00:00Z");
-	o.certs = asvk.data;
-	o.certs_len = asvk.len;
+	o.snp.certs = asvk.data;
+	o.snp.certs_len = asvk.len;
 	CHECK_EQ_INT(verify(tru_vlek_report.data, tru_vlek_report.len, &o, NULL), CL_OK);
-	o.certs = ask.data;
-	o.certs_len = ask.len;
+	o.snp.certs = ask.data;
+	o.snp.certs_len = ask.len;
 	CHECK_EQ_INT(verify(tru_vlek_report.data, tru_vlek_report.len, &o, NULL), CL_ERR_CHAIN);
 	cl_buf_free(&ask);
 	cl_buf_free(&asvk);
@@ -550,7 +550,7 @@ static void cert_tamper(const struct cl_buf *rep, const struct cl_buf *cert)
 	}
 	CHECK_EQ_INT(ok, 0);
 	/* A truncated certificate. */
-	o.vcek_len = cert->len - 1;
+	o.snp.vcek_len = cert->len - 1;
 	CHECK(verify(rep->data, rep->len, &o, NULL) != CL_OK);
 	free(m);
 }

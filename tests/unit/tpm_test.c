@@ -71,8 +71,8 @@ static void test_gcp(void)
 	struct cl_verify_opts o = CL_VERIFY_OPTS_INIT;
 	uint8_t nonce[1] = {0};
 
-	o.tpm_ak = akb.data;
-	o.tpm_ak_len = akb.len;
+	o.tpm.ak = akb.data;
+	o.tpm.ak_len = akb.len;
 	CHECK_EQ_INT(verify_json(root, &o, &claims), CL_OK);
 	CHECK_STR(json_string_value(json_object_get(claims, "platform")), "tpm");
 	CHECK_STR(json_string_value(json_object_get(claims, "signature_alg")), "rsassa");
@@ -95,12 +95,12 @@ static void test_gcp(void)
 	json_decref(claims);
 
 	/* An empty nonce is what was quoted; anything else is not. */
-	o.tpm_nonce = nonce;
-	o.tpm_nonce_len = 0;
+	o.tpm.nonce = nonce;
+	o.tpm.nonce_len = 0;
 	CHECK_EQ_INT(verify_json(root, &o, NULL), CL_OK);
-	o.tpm_nonce_len = 1;
+	o.tpm.nonce_len = 1;
 	CHECK_EQ_INT(verify_json(root, &o, NULL), CL_ERR_MISMATCH);
-	o.tpm_nonce = NULL;
+	o.tpm.nonce = NULL;
 	o.have_report_data = 1;
 	CHECK_EQ_INT(verify_json(root, &o, NULL), CL_OK); /* zero-padded empty extraData */
 	o.report_data[0] = 1;
@@ -151,7 +151,7 @@ static void test_gcp(void)
 	{
 		struct cl_verify_opts o2 = o;
 
-		o2.tpm_ak = buf.data;
+		o2.tpm.ak = buf.data;
 		CHECK_EQ_INT(verify_json(root, &o2, NULL), CL_ERR_MISMATCH);
 		/* Pinning the flipped key and shipping it: the signature fails. */
 		CHECK_EQ_INT(verify_json(copy, &o2, NULL), CL_ERR_SIGNATURE);
@@ -228,8 +228,8 @@ static void test_envelope_roundtrip(void)
 	CHECK(json_object_get(j, "quote") && json_object_get(j, "signature") &&
 	      json_object_get(j, "ak_public") && json_object_get(j, "event_log"));
 	CHECK_EQ_INT(json_object_size(json_object_get(json_object_get(j, "pcrs"), "sha1")), 24);
-	o.tpm_ak = ev.ak;
-	o.tpm_ak_len = ev.ak_len;
+	o.tpm.ak = ev.ak;
+	o.tpm.ak_len = ev.ak_len;
 	CHECK_EQ_INT(verify_json(j, &o, &claims), CL_OK);
 	CHECK(json_is_true(json_object_get(claims, "secure_boot")));
 	json_decref(claims);
@@ -256,8 +256,8 @@ static void test_trustee(void)
 	CHECK_EQ_INT(cl_tpm_ak_parse(akb.data, akb.len, &k, &restricted), CL_OK);
 	CHECK_EQ_INT(restricted, -1);
 	EVP_PKEY_free(k);
-	o.tpm_ak = akb.data;
-	o.tpm_ak_len = akb.len;
+	o.tpm.ak = akb.data;
+	o.tpm.ak_len = akb.len;
 	CHECK_EQ_INT(verify_json(root, &o, &claims), CL_OK);
 	CHECK_STR(json_string_value(json_object_get(claims, "hash_alg")), "sha256");
 	CHECK_STR(json_string_value(json_object_get(claims, "measurement")),
@@ -276,13 +276,13 @@ static void test_trustee(void)
 
 		CHECK(pk && bio && PEM_write_bio_PUBKEY(bio, pk) == 1);
 		pl = BIO_get_mem_data(bio, &pem);
-		o.tpm_ak = (const uint8_t *)pem;
-		o.tpm_ak_len = (size_t)pl;
+		o.tpm.ak = (const uint8_t *)pem;
+		o.tpm.ak_len = (size_t)pl;
 		CHECK_EQ_INT(verify_json(root, &o, NULL), CL_OK);
 		BIO_free(bio);
 		EVP_PKEY_free(pk);
-		o.tpm_ak = akb.data;
-		o.tpm_ak_len = akb.len;
+		o.tpm.ak = akb.data;
+		o.tpm.ak_len = akb.len;
 	}
 	/* PCR 17 changed. */
 	copy = json_deep_copy(root);
@@ -296,8 +296,8 @@ static void test_trustee(void)
 		json_t *g = load_json(GCP);
 		struct cl_buf gak = b64_of(json_object_get(g, "AK"), "Public");
 
-		o.tpm_ak = gak.data;
-		o.tpm_ak_len = gak.len;
+		o.tpm.ak = gak.data;
+		o.tpm.ak_len = gak.len;
 		CHECK_EQ_INT(verify_json(root, &o, NULL), CL_ERR_MISMATCH);
 		/* ...and with the evidence's own AK removed, the signature fails. */
 		copy = json_deep_copy(root);
@@ -372,14 +372,14 @@ static void test_ak_certificate(void)
 	char *ca_pem = pem_of(ca), *other_pem = pem_of(other);
 
 	set_b64(root, "ak_cert", &certb);
-	o.tpm_ak_roots = (const uint8_t *)ca_pem;
-	o.tpm_ak_roots_len = strlen(ca_pem);
+	o.tpm.ak_roots = (const uint8_t *)ca_pem;
+	o.tpm.ak_roots_len = strlen(ca_pem);
 	CHECK_EQ_INT(verify_json(root, &o, &claims), CL_OK);
 	CHECK_STR(json_string_value(json_object_get(claims, "ak_trust")), "certificate");
 	json_decref(claims);
 	/* The same name, another root key: the chain does not verify. */
-	o.tpm_ak_roots = (const uint8_t *)other_pem;
-	o.tpm_ak_roots_len = strlen(other_pem);
+	o.tpm.ak_roots = (const uint8_t *)other_pem;
+	o.tpm.ak_roots_len = strlen(other_pem);
 	CHECK_EQ_INT(verify_json(root, &o, NULL), CL_ERR_CHAIN);
 	/* A certificate for another key than the evidence's AK. */
 	X509_free(cert);
@@ -390,8 +390,8 @@ static void test_ak_certificate(void)
 	certb.data = der;
 	certb.len = (size_t)dl;
 	set_b64(root, "ak_cert", &certb);
-	o.tpm_ak_roots = (const uint8_t *)ca_pem;
-	o.tpm_ak_roots_len = strlen(ca_pem);
+	o.tpm.ak_roots = (const uint8_t *)ca_pem;
+	o.tpm.ak_roots_len = strlen(ca_pem);
 	CHECK_EQ_INT(verify_json(root, &o, NULL), CL_ERR_MISMATCH);
 	/* Roots given but no certificate in the evidence: not trusted. */
 	json_object_del(root, "ak_cert");

@@ -82,6 +82,14 @@ struct cl_verify_opts {
 		size_t certs_len;
 		/* AMD KDS base URL; NULL = https://kdsintf.amd.com */
 		const char *kds_url;
+		/*
+		 * AMD's CRL of the ASKs/ASVKs (DER or PEM). Given, it must be
+		 * usable and is checked. NULL: the cached CRL if any (claim
+		 * "revocation": "checked"), fetched from KDS when the VCEK is; with
+		 * none, the report verifies with "revocation": "unchecked".
+		 */
+		const uint8_t *crl;
+		size_t crl_len;
 	} snp;
 
 	struct {

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cloister/amd.h"
 #include "verifier_opts.h"
 
 int verifier_path_check(const char *opt, const char *path, enum verifier_path_kind kind)
@@ -88,6 +89,9 @@ int verifier_opts_handle(struct verifier_opts *v, int c, const char *arg)
 	case VOPT_PCS_URL:
 		v->verify.dcap.pcs_url = arg;
 		return 1;
+	case VOPT_CRL:
+		v->crl_path = arg;
+		return 1;
 	default:
 		return 0;
 	}
@@ -105,6 +109,7 @@ int verifier_opts_load(struct verifier_opts *v)
 	CL_GUARD(verifier_path_check("--ak", v->ak_path, VPATH_FILE));
 	CL_GUARD(verifier_path_check("--ak-roots", v->ak_roots_path, VPATH_FILE));
 	CL_GUARD(verifier_path_check("--cache-dir", v->verify.cache_dir, VPATH_CACHE_DIR));
+	CL_GUARD(verifier_path_check("--crl", v->crl_path, VPATH_FILE));
 	if (v->vcek_path) {
 		CL_GUARD(cl_read_file(v->vcek_path, 64 * 1024, &v->vcek));
 		v->verify.snp.vcek = v->vcek.data;
@@ -117,6 +122,11 @@ int verifier_opts_load(struct verifier_opts *v)
 		v->verify.snp.certs_len = v->certs.len;
 		v->verify.dcap.pck_chain = v->certs.data;
 		v->verify.dcap.pck_chain_len = v->certs.len;
+	}
+	if (v->crl_path) {
+		CL_GUARD(cl_read_file(v->crl_path, CL_AMD_MAX_CRL, &v->crl));
+		v->verify.snp.crl = v->crl.data;
+		v->verify.snp.crl_len = v->crl.len;
 	}
 	if (v->ak_path) {
 		CL_GUARD(cl_read_file(v->ak_path, 16 * 1024, &v->ak));
@@ -156,5 +166,6 @@ void verifier_opts_free(struct verifier_opts *v)
 	cl_buf_free(&v->certs);
 	cl_buf_free(&v->ak);
 	cl_buf_free(&v->ak_roots);
+	cl_buf_free(&v->crl);
 	memset(v, 0, sizeof(*v));
 }

@@ -30,6 +30,7 @@ enum {
 	VOPT_CACHE_DIR,
 	VOPT_KDS_URL,
 	VOPT_PCS_URL,
+	VOPT_CRL,
 };
 
 #define VERIFIER_LONGOPTS                                                                          \
@@ -47,6 +48,7 @@ enum {
 		{"offline", no_argument, NULL, VOPT_OFFLINE},                                      \
 		{"cache-dir", required_argument, NULL, VOPT_CACHE_DIR},                            \
 		{"kds-url", required_argument, NULL, VOPT_KDS_URL},                                \
+		{"crl", required_argument, NULL, VOPT_CRL},                                        \
 	{                                                                                          \
 		"pcs-url", required_argument, NULL, VOPT_PCS_URL                                   \
 	}
@@ -65,6 +67,8 @@ enum {
 	"  --certs FILE        SNP: ASK/ASVK+ARK chain (PEM) to use instead of the pinned\n"       \
 	"                      intermediates; DCAP: PCK chain when the quote has none\n"           \
 	"  --kds-url URL       SNP: AMD KDS base URL (default https://kdsintf.amd.com)\n"          \
+	"  --crl FILE          SNP: AMD's CRL of the ASKs/ASVKs (DER or PEM) to check the\n"       \
+	"                      chain against (default: the cached one; none: unchecked)\n"         \
 	"  --collateral PATH   DCAP collateral: JSON file or directory of PCS responses\n"         \
 	"  --pcs-url URL       DCAP: Intel PCS/PCCS base URL to fetch missing collateral from\n"   \
 	"  --ak FILE           TPM: the trusted attestation key (PEM/DER SPKI,\n"                  \
@@ -81,6 +85,7 @@ struct verifier_opts {
 	const char *certs_path;
 	const char *ak_path;
 	const char *ak_roots_path;
+	const char *crl_path;
 	struct cl_policy *policy; /* NULL: the default policy */
 	struct cl_refvalues *rv;  /* NULL: none given */
 	struct cl_buf vcek;
@@ -88,6 +93,7 @@ struct verifier_opts {
 	struct cl_buf certs;	/* verify.snp.certs and verify.dcap.pck_chain point into it */
 	struct cl_buf ak;	/* verify.tpm.ak */
 	struct cl_buf ak_roots; /* verify.tpm.ak_roots */
+	struct cl_buf crl;	/* verify.snp.crl */
 	const char *devtee_root_path;
 	struct cl_buf devtee_root; /* PEM text; verify.devtee.root points into it */
 };

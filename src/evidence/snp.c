@@ -9,6 +9,7 @@
  * is exactly what a fresh chain check at that time would conclude.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -257,6 +258,7 @@ struct vek_entry {
 	int used;
 	uint8_t id[32];
 	EVP_PKEY *pkey;
+	X509 *inter; /* the ASK or ASVK the chain went through, for the CRL */
 	struct cl_amd_cert_ext ext;
 	enum cl_amd_product product;
 	enum cl_snp_signer signer;
@@ -272,6 +274,7 @@ static pthread_mutex_t vek_lock = PTHREAD_MUTEX_INITIALIZER;
 /* A verified key as one verification uses it; pkey holds its own reference. */
 struct vek {
 	EVP_PKEY *pkey;
+	X509 *inter; /* own reference */
 	struct cl_amd_cert_ext ext;
 	enum cl_amd_product product;
 	enum cl_snp_signer signer;
@@ -281,7 +284,9 @@ struct vek {
 static void vek_release(struct vek *v)
 {
 	EVP_PKEY_free(v->pkey);
+	X509_free(v->inter);
 	v->pkey = NULL;
+	v->inter = NULL;
 }
 
 void cl_snp_cache_clear(void)
@@ -289,6 +294,7 @@ void cl_snp_cache_clear(void)
 	pthread_mutex_lock(&vek_lock);
 	for (int i = 0; i < SNP_CACHE_SLOTS; i++) {
 		EVP_PKEY_free(vek_cache[i].pkey);
+		X509_free(vek_cache[i].inter);
 		memset(&vek_cache[i], 0, sizeof(vek_cache[i]));
 	}
 	pthread_mutex_unlock(&vek_lock);
@@ -306,7 +312,12 @@ static int cache_lookup(const uint8_t id[32], struct vek *out)
 			continue;
 		if (EVP_PKEY_up_ref(e->pkey) != 1)
 			break;
+		if (X509_up_ref(e->inter) != 1) {
+			EVP_PKEY_free(e->pkey);
+			break;
+		}
 		out->pkey = e->pkey;
+		out->inter = e->inter;
 		out->ext = e->ext;
 		out->product = e->product;
 		out->signer = e->signer;
@@ -326,6 +337,10 @@ static void cache_insert(const uint8_t id[32], const struct vek *v)
 
 	if (EVP_PKEY_up_ref(v->pkey) != 1)
 		return;
+	if (X509_up_ref(v->inter) != 1) {
+		EVP_PKEY_free(v->pkey);
+		return;
+	}
 	pthread_mutex_lock(&vek_lock);
 	for (int i = 0; i < SNP_CACHE_SLOTS; i++) {
 		struct vek_entry *e = &vek_cache[i];
@@ -338,9 +353,11 @@ static void cache_insert(const uint8_t id[32], const struct vek *v)
 			slot = e;
 	}
 	EVP_PKEY_free(slot->pkey);
+	X509_free(slot->inter);
 	slot->used = 1;
 	memcpy(slot->id, id, 32);
 	slot->pkey = v->pkey;
+	slot->inter = v->inter;
 	slot->ext = v->ext;
 	slot->product = v->product;
 	slot->signer = v->signer;
@@ -415,7 +432,8 @@ static int cn_is(X509 *cert, const char *want)
  * ("SEV-VLEK-<product>") for a VLEK.
  */
 static int verify_chain(X509 *leaf, STACK_OF(X509) * candidates, enum cl_amd_product p,
-			enum cl_snp_signer signer, int64_t at, int64_t *nb, int64_t *na)
+			enum cl_snp_signer signer, int64_t at, int64_t *nb, int64_t *na,
+			X509 **inter)
 {
 	X509 *ark = cl_amd_ark(p);
 	STACK_OF(X509) *roots = sk_X509_new_null(), *untrusted = sk_X509_new_null();
@@ -450,6 +468,8 @@ static int verify_chain(X509 *leaf, STACK_OF(X509) * candidates, enum cl_amd_pro
 		CL_TRY(widen_window(leaf, nb, na));
 		CL_TRY(widen_window(ic, nb, na));
 		CL_TRY(widen_window(ark, nb, na));
+		CL_CHECK(X509_up_ref(ic) == 1, CL_ERR_CRYPTO, "cannot reference a certificate");
+		*inter = ic;
 		break;
 	}
 	if (!tried)
@@ -525,8 +545,10 @@ static int vek_verify(const uint8_t *cert, size_t n, const struct cl_verify_opts
 				 "out of memory");
 			cands = pinned;
 		}
+		X509_free(out->inter);
+		out->inter = NULL;
 		rc = verify_chain(leaf, cands, (enum cl_amd_product)p, signer, at, &out->not_before,
-				  &out->not_after);
+				  &out->not_after, &out->inter);
 		if (rc == CL_OK) {
 			out->product = (enum cl_amd_product)p;
 			cl_error_clear(); /* products tried before this one */
@@ -749,6 +771,67 @@ static int vek_given(const struct cl_evidence *e, const struct cl_verify_opts *o
 	return CL_OK;
 }
 
+/*
+ * AMD's CRL for the intermediate the chain went through: the one given
+ * (which must be usable), else the cached one, else, when the VCEK itself
+ * came from KDS, KDS's. A cached or fetched CRL that cannot be used (stale,
+ * not the ARK's) leaves revocation unchecked, as does having none: the claim
+ * says which, and policies decide. A listed intermediate is rejected.
+ */
+static int check_revocation(const struct cl_verify_opts *o, const struct vek *v, int fetched,
+			    int64_t at, json_t *c)
+{
+	struct cl_buf buf = {0};
+	const uint8_t *crl = o->snp.crl;
+	size_t n = o->snp.crl_len;
+	int vlek = v->signer == CL_SNP_SIGNER_VLEK, from_kds = 0, rc = CL_OK;
+	const char *kind = vlek ? "ASVK" : "ASK";
+	char name[64], why[256];
+
+	if (!crl) {
+		CL_TRY(cl_amd_crl_cache_name(v->product, vlek, name, sizeof(name)));
+		if (cl_cache_get(o->cache_dir, "amd", name, CL_AMD_MAX_CRL, &buf) == CL_OK) {
+			crl = buf.data;
+		} else if (fetched && !o->offline &&
+			   cl_amd_kds_fetch_crl(o->snp.kds_url, v->product, vlek, &buf) == CL_OK) {
+			crl = buf.data;
+			from_kds = 1;
+		}
+		n = buf.len;
+		if (!crl)
+			cl_error_clear(); /* no CRL is not this verification's failure */
+	}
+	if (!crl) {
+		/* Once per product and key kind: a KBS verifies the same chains all day. */
+		static _Atomic unsigned warned;
+		unsigned bit = 1u << ((unsigned)v->product * 2 + (unsigned)vlek);
+
+		if (!(atomic_fetch_or(&warned, bit) & bit))
+			cl_log_warn("SNP: no AMD CRL for the %s of %s (give one with --crl, or let "
+				    "the VCEK be fetched from KDS): revocation unchecked",
+				    kind, cl_amd_product_name(v->product));
+		rc = set_new(c, "revocation", json_string("unchecked"));
+		goto out;
+	}
+	rc = cl_amd_crl_check(crl, n, cl_amd_ark(v->product), v->inter, at);
+	if (rc != CL_OK && rc != CL_ERR_REVOKED && !o->snp.crl) {
+		snprintf(why, sizeof(why), "%s", cl_error_detail());
+		cl_log_warn("SNP: the %s AMD CRL cannot be used (%s): revocation unchecked",
+			    from_kds ? "fetched" : "cached", why);
+		cl_error_clear();
+		rc = set_new(c, "revocation", json_string("unchecked"));
+		goto out;
+	}
+	if (rc != CL_OK)
+		goto out;
+	CL_TRY(set_new(c, "revocation", json_string("checked")));
+	if (from_kds && cl_cache_put(o->cache_dir, "amd", name, buf.data, buf.len) != CL_OK)
+		cl_log_warn("cannot cache the fetched AMD CRL: %s", cl_error_detail());
+out:
+	cl_buf_free(&buf);
+	return rc;
+}
+
 static int snp_verify(const struct cl_evidence *e, const struct cl_verify_opts *o, json_t *c)
 {
 	const struct snp_parsed *p = e->parsed;
@@ -786,6 +869,7 @@ static int snp_verify(const struct cl_evidence *e, const struct cl_verify_opts *
 	if (r->signer == CL_SNP_SIGNER_VCEK)
 		CL_TRY(check_hwid(r, &v));
 	CL_TRY(check_tcb(r, &v));
+	CL_TRY(check_revocation(o, &v, src.fetched, at, c));
 	if (!hit && !cl_cache_bypassed())
 		cache_insert(id, &v);
 	if (src.fetched && (cl_amd_vcek_cache_name(v.product, r->chip_id, r->reported_tcb, name,

@@ -64,4 +64,14 @@ for f in test-report test-vlek-report; do
 	expect_exit 1 verify --format snp --vcek "$T/$cert" --at "$AT" "$TMP/short.bin"
 done
 
+# AMD's CRL: none given or cached leaves revocation unchecked; a CRL given must
+# be usable; a file that cannot be read is a usage error.
+expect_exit 0 verify --offline --cache-dir "$TMP/cache" --vcek "$T/test-vcek.der" --at "$AT" "$T/test-report.bin"
+expect_json claims.revocation unchecked
+printf 'not a CRL' >"$TMP/bad.crl"
+expect_exit 1 verify --crl "$TMP/bad.crl" --vcek "$T/test-vcek.der" --at "$AT" "$T/test-report.bin"
+grep -q "CRL" "$OUT" || fail "an unusable CRL is named in the reason: $(cat "$OUT")"
+expect_exit 2 verify --crl "$TMP/missing.crl" --vcek "$T/test-vcek.der" --at "$AT" "$T/test-report.bin"
+grep -q -- "--crl" "$ERR" || fail "a missing --crl file is named: $(cat "$ERR")"
+
 finish

@@ -582,6 +582,65 @@ static void test_file_cache(void)
 	CHECK(verify(tru_report.data, tru_report.len, &o, NULL) != CL_OK);
 }
 
+/* A CRL under the Milan ARK's name, signed by a throwaway key (it cannot be AMD's). */
+static void forged_crl(struct cl_buf *out)
+{
+	X509 *ark = cl_amd_ark(CL_AMD_MILAN);
+	EVP_PKEY *k = EVP_RSA_gen(2048);
+	X509_CRL *crl = X509_CRL_new();
+	ASN1_TIME *t = ASN1_TIME_new();
+	unsigned char *der = NULL;
+	int n = 0;
+
+	memset(out, 0, sizeof(*out));
+	X509_CRL_set_version(crl, 1);
+	X509_CRL_set_issuer_name(crl, X509_get_subject_name(ark));
+	ASN1_TIME_set(t, (time_t)when("2025-05-01T00:00:00Z"));
+	X509_CRL_set1_lastUpdate(crl, t);
+	ASN1_TIME_set(t, (time_t)when("2025-07-01T00:00:00Z"));
+	X509_CRL_set1_nextUpdate(crl, t);
+	X509_CRL_sign(crl, k, EVP_sha384());
+	n = i2d_X509_CRL(crl, &der);
+	if (n > 0)
+		CHECK_EQ_INT(cl_buf_append(out, der, (size_t)n), CL_OK);
+	OPENSSL_free(der);
+	ASN1_TIME_free(t);
+	X509_CRL_free(crl);
+	EVP_PKEY_free(k);
+}
+
+/*
+ * AMD's CRL: without one the report verifies and says revocation is
+ * unchecked; a CRL given that is not the ARK's rejects; one in the cache
+ * that is not usable is ignored (unchecked), never trusted.
+ */
+static void test_revocation(void)
+{
+	struct cl_verify_opts o = opts(&tru_vcek, "2025-06-01T00:00:00Z");
+	struct cl_buf crl = {0};
+	char name[64];
+	json_t *c = NULL;
+
+	CHECK_EQ_INT(verify(tru_report.data, tru_report.len, &o, &c), CL_OK);
+	CHECK_STR(str_claim(c, "revocation"), "unchecked");
+	json_decref(c);
+	forged_crl(&crl);
+	o.snp.crl = crl.data;
+	o.snp.crl_len = crl.len;
+	CHECK_EQ_INT(verify(tru_report.data, tru_report.len, &o, NULL), CL_ERR_SIGNATURE);
+	o.snp.crl = (const uint8_t *)"not a CRL";
+	o.snp.crl_len = 9;
+	CHECK_EQ_INT(verify(tru_report.data, tru_report.len, &o, NULL), CL_ERR_MALFORMED);
+	o.snp.crl = NULL;
+	o.snp.crl_len = 0;
+	CHECK_EQ_INT(cl_amd_crl_cache_name(CL_AMD_MILAN, 0, name, sizeof(name)), CL_OK);
+	CHECK_EQ_INT(cl_cache_put(cache_dir, "amd", name, crl.data, crl.len), CL_OK);
+	CHECK_EQ_INT(verify(tru_report.data, tru_report.len, &o, &c), CL_OK);
+	CHECK_STR(str_claim(c, "revocation"), "unchecked");
+	json_decref(c);
+	cl_buf_free(&crl);
+}
+
 static void rm_rf(const char *dir)
 {
 	char cmd[128];
@@ -615,6 +674,7 @@ int main(void)
 	RUN(test_cache_respects_time);
 	RUN(test_wrong_keys);
 	RUN(test_certs_option);
+	RUN(test_revocation);
 	RUN(test_report_tamper);
 	RUN(test_report_tamper_gsg);
 	RUN(test_cert_tamper);

@@ -160,6 +160,7 @@ int cl_kbs_do_put_refvalues(struct cl_kbs *k, struct cl_kbs_store *st, const str
 {
 	char role[32] = "";
 	struct cl_refvalues *rv = NULL;
+	struct cl_buf text = {0}; /* the body, NUL-terminated for the store */
 	int rc = CL_OK;
 
 	(void)rest;
@@ -168,14 +169,17 @@ int cl_kbs_do_put_refvalues(struct cl_kbs *k, struct cl_kbs_store *st, const str
 	if (cl_refvalues_parse((const char *)rq->body, rq->body_len, &rv) != CL_OK)
 		return cl_kbs_reply_problem(r, 400, "RvpsError", cl_error_detail());
 	cl_refvalues_free(rv);
+	CL_TRY(cl_buf_append(&text, rq->body, rq->body_len));
 	struct cl_kbs_audit a = {cl_kbs_now(), "admin", "",  "set-reference-values",
 				 NULL,	       NULL,	role};
 
-	if (cl_kbs_store_policy_put_audited(st, "refvalues", "", (const char *)rq->body,
-					    rq->body_len, &a) != CL_OK)
+	if (cl_kbs_store_policy_put_audited(st, "refvalues", "", (const char *)text.data, text.len,
+					    &a) != CL_OK)
 		rc = cl_kbs_reply_problem(r, 503, "StorageError", cl_error_detail());
 	else
 		rc = cl_kbs_reply_ok(r);
+out:
+	cl_buf_free(&text);
 	return rc;
 }
 

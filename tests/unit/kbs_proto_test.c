@@ -458,15 +458,21 @@ static int call(struct env *e, enum cl_kbs_method m, const char *path, const cha
 		const char *auth, struct cl_kbs_resp *r)
 {
 	struct cl_kbs_req rq = {0};
+	/* As the HTTP front hands it on: exactly the body's bytes, no NUL after them. */
+	size_t len = body ? strlen(body) : 0;
+	uint8_t *copy = len ? malloc(len) : NULL;
 
+	if (len)
+		memcpy(copy, body, len);
 	rq.method = m;
 	rq.path = path;
 	rq.cookie = e->cookie[0] ? e->cookie : NULL;
 	rq.authorization = auth;
-	rq.body = (const uint8_t *)body;
-	rq.body_len = body ? strlen(body) : 0;
+	rq.body = copy;
+	rq.body_len = len;
 	cl_kbs_resp_free(r);
 	CHECK_EQ_INT(cl_kbs_handle(e->k, e->st, &rq, r), CL_OK);
+	free(copy);
 	if (r->set_cookie[0]) {
 		size_t n = strcspn(r->set_cookie, ";");
 

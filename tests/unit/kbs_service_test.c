@@ -49,15 +49,21 @@ static int call(struct env *e, enum cl_kbs_method m, const char *path, const cha
 		const char *auth, struct cl_kbs_resp *r)
 {
 	struct cl_kbs_req rq = {0};
+	/* As the HTTP front hands it on: exactly the body's bytes, no NUL after them. */
+	size_t len = body ? strlen(body) : 0;
+	uint8_t *copy = len ? malloc(len) : NULL;
 
+	if (len)
+		memcpy(copy, body, len);
 	rq.method = m;
 	rq.path = path;
 	rq.cookie = e->cookie[0] ? e->cookie : NULL;
 	rq.authorization = auth;
-	rq.body = (const uint8_t *)body;
-	rq.body_len = body ? strlen(body) : 0;
+	rq.body = copy;
+	rq.body_len = len;
 	cl_kbs_resp_free(r);
 	CHECK_EQ_INT(cl_kbs_handle(e->k, e->st, &rq, r), CL_OK);
+	free(copy);
 	if (r->set_cookie[0]) {
 		size_t n = strcspn(r->set_cookie, ";");
 
@@ -277,6 +283,17 @@ static void test_release_needs_audit(void)
 				  bearer, &r),
 			     200);
 		CHECK_EQ_INT(count_entries(e.st, "admin", NULL), puts + 1);
+		/* every admin endpoint stores and audits the body it was given */
+		CHECK_EQ_INT(call(&e, CL_KBS_POST, "/kbs/v0/reference-values",
+				  "{\"devtee\": {\"measurement\": [\"00\"]}}", bearer, &r),
+			     200);
+		CHECK_EQ_INT(call(&e, CL_KBS_POST, "/kbs/v0/resource-policy",
+				  "function release(ear, res) return true end", bearer, &r),
+			     200);
+		CHECK_EQ_INT(call(&e, CL_KBS_POST, "/kbs/v0/attestation-policy",
+				  "function appraise(claims, ctx) return {} end", bearer, &r),
+			     200);
+		CHECK_EQ_INT(count_entries(e.st, "admin", NULL), puts + 4);
 		free(jwt);
 		cl_kbs_free(e.k);
 		e.k = NULL;

@@ -34,7 +34,7 @@ rank() {
 # The component each public header belongs to (where it is implemented).
 header_owner() {
 	case $1 in
-	core.h) echo core ;;
+	core.h | memo.h) echo core ;;
 	crypto.h | jws.h) echo crypto ;;
 	endorse.h | amd.h) echo endorse ;;
 	evidence.h | snp.h | dcap.h | tpm.h | eventlog.h | cbor.h | devtee_report.h) echo evidence ;;

@@ -210,17 +210,16 @@ void cl_time_format(int64_t t, char out[21]);
 /* ------------------------------------------------------------------ caches */
 
 /*
- * Verified endorsement material (certificate chains, collateral, parsed keys)
- * is cached process-wide. cl_cache_bypass(1) makes the calling thread check
- * everything from scratch (benchmarks, tests, cl_verify_opts.no_cache) until
- * cl_cache_bypass(0): it opens a new epoch, and caches that record the epoch
- * of an entry (cl_cache_epoch(); 0 outside a bypass) only answer lookups made
- * in the same epoch, so one verification still checks a CRL shared by several
- * chains once. Caches that do not record epochs simply miss.
+ * What cloister caches in memory goes through one facility (cloister/memo.h).
+ * cl_cache_bypass(1) makes the calling thread check everything from scratch
+ * (benchmarks, tests, cl_verify_opts.no_cache) until the matching
+ * cl_cache_bypass(0); bypasses nest, each (0) ending the innermost one.
+ * Under a bypass, caches of check outcomes answer only with what was checked
+ * within that bypass, so one verification still checks a CRL shared by
+ * several chains once; caches of decoded values still serve.
  */
 void cl_cache_bypass(int on);
 int cl_cache_bypassed(void);
-uint64_t cl_cache_epoch(void);
 
 /* -------------------------------------------------------------- secrets */
 

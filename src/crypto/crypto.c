@@ -1,5 +1,4 @@
 #define _DEFAULT_SOURCE /* timegm */
-#include <pthread.h>
 #include <string.h>
 #include <time.h>
 
@@ -13,6 +12,7 @@
 #include <openssl/rand.h>
 
 #include "cloister/crypto.h"
+#include "cloister/memo.h"
 
 size_t cl_hash_len(enum cl_hash h)
 {
@@ -239,52 +239,41 @@ out:
  * evidence. Only decoding is cached: an X509 object records no verification
  * outcome, so every chain, signature and time check still runs.
  */
-#define DECODE_CACHE_SLOTS 64
+static int x509_ref(void *value, void *out)
+{
+	if (X509_up_ref(value) != 1)
+		return 0;
+	*(X509 **)out = value;
+	return 1;
+}
 
-static pthread_mutex_t decode_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct {
-	uint8_t hash[32];
-	X509 *x;
-} decode_cache[DECODE_CACHE_SLOTS];
-static unsigned decode_next;
+static void x509_drop(void *value)
+{
+	X509_free(value);
+}
+
+static struct cl_memo decoded = CL_MEMO_INIT("x509", 64, CL_MEMO_DECODED, x509_ref, x509_drop);
 
 int cl_x509_from_der(const uint8_t *der, size_t n, X509 **out)
 {
 	const unsigned char *p = der;
-	X509 *x = NULL, *old = NULL;
-	uint8_t hash[32];
+	X509 *x = NULL;
+	struct cl_memo_key k;
 
 	if (n > CL_MAX_CERT_DER || n > LONG_MAX)
 		return cl_fail(CL_ERR_MALFORMED, "certificate larger than %d bytes",
 			       CL_MAX_CERT_DER);
-	CL_GUARD(cl_digest(CL_SHA256, der, n, hash));
-	pthread_mutex_lock(&decode_lock);
-	for (unsigned i = 0; i < DECODE_CACHE_SLOTS && !x; i++)
-		if (decode_cache[i].x && memcmp(decode_cache[i].hash, hash, 32) == 0 &&
-		    X509_up_ref(decode_cache[i].x) == 1)
-			x = decode_cache[i].x;
-	pthread_mutex_unlock(&decode_lock);
-	if (x) {
-		*out = x;
+	CL_GUARD(cl_memo_key(&k, "x509 der", der, n));
+	if (cl_memo_get(&decoded, &k, 0, out))
 		return CL_OK;
-	}
 	x = d2i_X509(NULL, &p, (long)n);
 	ERR_clear_error();
 	if (!x || p != der + n) {
 		X509_free(x);
 		return cl_fail(CL_ERR_MALFORMED, "not a DER certificate");
 	}
-	if (X509_up_ref(x) == 1) {
-		unsigned slot = 0;
-
-		pthread_mutex_lock(&decode_lock);
-		slot = decode_next++ % DECODE_CACHE_SLOTS;
-		old = decode_cache[slot].x;
-		memcpy(decode_cache[slot].hash, hash, 32);
-		decode_cache[slot].x = x;
-		pthread_mutex_unlock(&decode_lock);
-		X509_free(old);
-	}
+	if (X509_up_ref(x) == 1)
+		cl_memo_put(&decoded, &k, x, CL_MEMO_ALWAYS_FROM, CL_MEMO_ALWAYS_UNTIL);
 	*out = x;
 	return CL_OK;
 }
@@ -317,15 +306,6 @@ int cl_x509_from_any(const uint8_t *p, size_t n, X509 **out)
  * and collateral, and base64 plus DER decoding of each costs more than the
  * hash. Callers get their own stack of references.
  */
-#define PEM_CACHE_SLOTS 16
-
-static pthread_mutex_t pem_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct {
-	uint8_t hash[32];
-	STACK_OF(X509) * sk;
-} pem_cache[PEM_CACHE_SLOTS];
-static unsigned pem_next;
-
 static STACK_OF(X509) * refs_of(STACK_OF(X509) * sk)
 {
 	STACK_OF(X509) *copy = sk_X509_new_null();
@@ -341,43 +321,38 @@ static STACK_OF(X509) * refs_of(STACK_OF(X509) * sk)
 	return copy;
 }
 
+static int chain_ref(void *value, void *out)
+{
+	STACK_OF(X509) *copy = refs_of(value);
+
+	*(STACK_OF(X509) **)out = copy;
+	return copy != NULL;
+}
+
+static void chain_drop(void *value)
+{
+	sk_X509_pop_free(value, X509_free);
+}
+
+static struct cl_memo pem_chains =
+	CL_MEMO_INIT("pem chain", 16, CL_MEMO_DECODED, chain_ref, chain_drop);
+
 static int chain_from_pem(const uint8_t *p, size_t n, STACK_OF(X509) * *out);
 
 int cl_x509_chain_from_pem(const uint8_t *p, size_t n, STACK_OF(X509) * *out)
 {
-	uint8_t hash[32];
-	STACK_OF(X509) *sk = NULL, *old = NULL;
+	struct cl_memo_key k;
+	STACK_OF(X509) *sk = NULL, *mine = NULL;
 
 	CL_ENSURE_MSG(n <= CL_MAX_PEM_CHAIN && n <= INT32_MAX, CL_ERR_MALFORMED,
 		      "certificate chain larger than %d bytes", CL_MAX_PEM_CHAIN);
-	CL_GUARD(cl_digest(CL_SHA256, p, n, hash));
-	pthread_mutex_lock(&pem_lock);
-	for (unsigned i = 0; i < PEM_CACHE_SLOTS && !sk; i++)
-		if (pem_cache[i].sk && memcmp(pem_cache[i].hash, hash, 32) == 0)
-			sk = refs_of(pem_cache[i].sk);
-	pthread_mutex_unlock(&pem_lock);
-	if (sk) {
-		*out = sk;
+	CL_GUARD(cl_memo_key(&k, "x509 pem chain", p, n));
+	if (cl_memo_get(&pem_chains, &k, 0, out))
 		return CL_OK;
-	}
 	CL_GUARD(chain_from_pem(p, n, &sk));
-	old = refs_of(sk);
-	if (old) {
-		unsigned slot = 0;
-
-		pthread_mutex_lock(&pem_lock);
-		slot = pem_next++ % PEM_CACHE_SLOTS;
-		memcpy(pem_cache[slot].hash, hash, 32);
-		/* swap: the slot takes the new references, old gets the evicted ones */
-		{
-			STACK_OF(X509) *evicted = pem_cache[slot].sk;
-
-			pem_cache[slot].sk = old;
-			old = evicted;
-		}
-		pthread_mutex_unlock(&pem_lock);
-		sk_X509_pop_free(old, X509_free);
-	}
+	mine = refs_of(sk);
+	if (mine)
+		cl_memo_put(&pem_chains, &k, mine, CL_MEMO_ALWAYS_FROM, CL_MEMO_ALWAYS_UNTIL);
 	*out = sk;
 	return CL_OK;
 }
@@ -462,38 +437,25 @@ int cl_crl_from_any(const uint8_t *p, size_t n, X509_CRL **out)
 /*
  * Signatures already checked: SHA-256 of the signed object (a certificate or
  * a CRL, whose DER encodings cannot collide) and of its issuer certificate,
- * with the cache epoch. The verdict of a signature over fixed bytes by a fixed
+ * in a cache bound to the bypass epoch. The verdict of a signature over fixed bytes by a fixed
  * key never changes, so a hit skips only the public-key operation; times,
  * names and revocation are still checked on every use.
  */
-#define SIG_SLOTS 64
+static struct cl_memo verdicts = CL_MEMO_INIT("signature", 64, CL_MEMO_VERIFIED, NULL, NULL);
 
-static pthread_mutex_t sig_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct {
-	uint8_t key[64];
-	uint64_t epoch;
-	int used;
-} sig_cache[SIG_SLOTS];
-static unsigned sig_next;
-
-static int sig_cached(const uint8_t key[64], int store)
+static int sig_key(const uint8_t digests[64], struct cl_memo_key *k)
 {
-	uint64_t epoch = cl_cache_epoch();
-	int hit = 0;
+	return cl_memo_key(k, "signature verdict", digests, 64);
+}
 
-	pthread_mutex_lock(&sig_lock);
-	for (unsigned i = 0; i < SIG_SLOTS && !hit; i++)
-		hit = sig_cache[i].used && sig_cache[i].epoch == epoch &&
-		      memcmp(sig_cache[i].key, key, 64) == 0;
-	if (!hit && store) {
-		unsigned slot = sig_next++ % SIG_SLOTS;
+static int sig_cached(const struct cl_memo_key *k)
+{
+	return cl_memo_get(&verdicts, k, 0, NULL);
+}
 
-		memcpy(sig_cache[slot].key, key, 64);
-		sig_cache[slot].epoch = epoch;
-		sig_cache[slot].used = 1;
-	}
-	pthread_mutex_unlock(&sig_lock);
-	return hit;
+static void sig_store(const struct cl_memo_key *k)
+{
+	cl_memo_put(&verdicts, k, NULL, CL_MEMO_ALWAYS_FROM, CL_MEMO_ALWAYS_UNTIL);
 }
 
 int cl_asn1_time_epoch(const ASN1_TIME *t, int64_t *out)
@@ -509,6 +471,7 @@ int cl_asn1_time_epoch(const ASN1_TIME *t, int64_t *out)
 int cl_crl_check(X509_CRL *crl, X509 *issuer, int64_t at)
 {
 	uint8_t key[64];
+	struct cl_memo_key k;
 	unsigned int n1 = 0, n2 = 0;
 	int64_t from = 0, until = 0;
 	EVP_PKEY *ikey = X509_get0_pubkey(issuer);
@@ -520,13 +483,14 @@ int cl_crl_check(X509_CRL *crl, X509 *issuer, int64_t at)
 	CL_ENSURE_MSG(ikey != NULL, CL_ERR_CHAIN, "CRL issuer has no usable key");
 	CL_GUARD_OSSL(X509_CRL_digest(crl, EVP_sha256(), key, &n1), CL_ERR_CRYPTO);
 	CL_GUARD_OSSL(X509_digest(issuer, EVP_sha256(), key + 32, &n2), CL_ERR_CRYPTO);
-	if (!sig_cached(key, 0)) {
+	CL_GUARD(sig_key(key, &k));
+	if (!sig_cached(&k)) {
 		int ok = X509_CRL_verify(crl, ikey);
 
 		ERR_clear_error();
 		CL_ENSURE_MSG(ok == 1, CL_ERR_SIGNATURE, "CRL of %s: signature does not verify",
 			      who);
-		(void)sig_cached(key, 1);
+		sig_store(&k);
 	}
 	CL_ENSURE_MSG(X509_CRL_get0_nextUpdate(crl) != NULL, CL_ERR_CHAIN,
 		      "CRL of %s has no nextUpdate", who);
@@ -543,19 +507,20 @@ int cl_crl_check(X509_CRL *crl, X509 *issuer, int64_t at)
 static int cert_sig_ok(X509 *cert, X509 *issuer)
 {
 	uint8_t key[64];
+	struct cl_memo_key k;
 	unsigned int n1 = 0, n2 = 0;
 	EVP_PKEY *ikey = X509_get0_pubkey(issuer);
 	int ok = 0;
 
 	if (!ikey || X509_digest(cert, EVP_sha256(), key, &n1) != 1 ||
-	    X509_digest(issuer, EVP_sha256(), key + 32, &n2) != 1)
+	    X509_digest(issuer, EVP_sha256(), key + 32, &n2) != 1 || sig_key(key, &k) != CL_OK)
 		return 0;
-	if (sig_cached(key, 0))
+	if (sig_cached(&k))
 		return 1;
 	ok = X509_verify(cert, ikey) == 1;
 	ERR_clear_error();
 	if (ok)
-		(void)sig_cached(key, 1);
+		sig_store(&k);
 	return ok;
 }
 

@@ -10,7 +10,6 @@
  * verification holds. Signature and revocation results do not depend on
  * time, so a cached result only needs the time window checked again.
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -19,6 +18,7 @@
 #include <openssl/err.h>
 
 #include "cloister/crypto.h"
+#include "cloister/memo.h"
 #include "intel.h"
 
 static int asn1_time_epoch(const ASN1_TIME *t, int64_t *out)
@@ -103,62 +103,74 @@ static int pem_blocks(const char *pem, size_t len, int *count)
 
 /* ---------------------------------------------------- verified chain cache */
 
-#define CHAIN_CACHE_SLOTS 16
+static int crl_window(X509_CRL *crl, int64_t *from, int64_t *until, const char *what)
+{
+	const ASN1_TIME *nu = X509_CRL_get0_nextUpdate(crl);
 
+	CL_ENSURE_MSG(nu != NULL, CL_ERR_COLLATERAL, "%s has no nextUpdate", what);
+	CL_GUARD(asn1_time_epoch(X509_CRL_get0_lastUpdate(crl), from));
+	return asn1_time_epoch(nu, until);
+}
+
+/*
+ * Verified issuer chains, by the chain's PEM and the root CA CRL it was
+ * checked against. The entry's window is where every certificate of the
+ * chain and that CRL are valid, the only way time enters the outcome; the
+ * leaf's key is what the signed collateral is then checked with.
+ */
 struct chain_entry {
-	uint8_t key[32];
 	EVP_PKEY *pkey; /* the leaf's public key */
 	X509 *leaf;
 	int64_t from, until;
-	uint64_t epoch; /* cl_cache_epoch() when stored */
 };
 
-static pthread_mutex_t chain_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct chain_entry chain_cache[CHAIN_CACHE_SLOTS];
-static unsigned chain_next;
-
-static int chain_lookup(const uint8_t key[32], struct chain_entry *out)
+static int chain_ref(void *value, void *out)
 {
-	int hit = 0;
-	uint64_t epoch = cl_cache_epoch();
+	const struct chain_entry *e = value;
+	struct chain_entry *o = out;
 
-	pthread_mutex_lock(&chain_lock);
-	for (unsigned i = 0; i < CHAIN_CACHE_SLOTS; i++) {
-		struct chain_entry *e = &chain_cache[i];
-
-		if (e->pkey && e->epoch == epoch && memcmp(e->key, key, 32) == 0) {
-			*out = *e;
-			EVP_PKEY_up_ref(out->pkey);
-			X509_up_ref(out->leaf);
-			hit = 1;
-			break;
-		}
+	if (EVP_PKEY_up_ref(e->pkey) != 1)
+		return 0;
+	if (X509_up_ref(e->leaf) != 1) {
+		EVP_PKEY_free(e->pkey);
+		return 0;
 	}
-	pthread_mutex_unlock(&chain_lock);
-	return hit;
+	*o = *e;
+	return 1;
 }
 
-static void chain_store(const struct chain_entry *in)
+static void chain_drop(void *value)
 {
-	struct chain_entry old = {{0}, NULL, NULL, 0, 0, 0};
-	struct chain_entry *e = NULL;
-	uint64_t epoch = cl_cache_epoch();
+	struct chain_entry *e = value;
 
-	pthread_mutex_lock(&chain_lock);
-	for (unsigned i = 0; i < CHAIN_CACHE_SLOTS; i++)
-		if (chain_cache[i].pkey && chain_cache[i].epoch == epoch &&
-		    memcmp(chain_cache[i].key, in->key, 32) == 0)
-			goto done;
-	e = &chain_cache[chain_next++ % CHAIN_CACHE_SLOTS];
-	old = *e;
-	*e = *in;
-	e->epoch = epoch;
-	EVP_PKEY_up_ref(e->pkey);
-	X509_up_ref(e->leaf);
-done:
-	pthread_mutex_unlock(&chain_lock);
-	EVP_PKEY_free(old.pkey);
-	X509_free(old.leaf);
+	EVP_PKEY_free(e->pkey);
+	X509_free(e->leaf);
+	free(e);
+}
+
+static struct cl_memo chains =
+	CL_MEMO_INIT("intel issuer chain", 16, CL_MEMO_VERIFIED, chain_ref, chain_drop);
+
+/* Store a copy of e (new references), valid where e and the root CRL are. */
+static void chain_store(const struct cl_memo_key *k, const struct chain_entry *e, int64_t from,
+			int64_t until)
+{
+	struct chain_entry *v = malloc(sizeof(*v));
+
+	if (!v)
+		return;
+	*v = *e;
+	if (EVP_PKEY_up_ref(v->pkey) != 1) {
+		free(v);
+		return;
+	}
+	if (X509_up_ref(v->leaf) != 1) {
+		EVP_PKEY_free(v->pkey);
+		free(v);
+		return;
+	}
+	cl_memo_put(&chains, k, v, from > e->from ? from : e->from,
+		    until < e->until ? until : e->until);
 }
 
 /*
@@ -169,20 +181,18 @@ done:
 static int verify_chain(const struct cl_intel_core *c, const char *pem, size_t len, int64_t at,
 			const char *what, struct chain_entry *out)
 {
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	const struct cl_memo_part parts[] = {{pem, len}, {c->root_crl_hash, 32}};
+	struct cl_memo_key k;
 	STACK_OF(X509) *certs = NULL, *roots = NULL;
 	STACK_OF(X509_CRL) *crls = NULL;
 	X509 *root = cl_intel_root();
-	struct chain_entry e = {{0}, NULL, NULL, INT64_MIN, INT64_MAX, 0};
+	struct chain_entry e = {NULL, NULL, INT64_MIN, INT64_MAX};
+	int64_t crl_from = 0, crl_until = 0;
 	int rc = CL_OK, depth = 0, blocks = 0;
 
 	CL_CHECK(root != NULL, CL_ERR_INTERNAL, "Intel root not available");
-	CL_CHECK(md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
-			 EVP_DigestUpdate(md, pem, len) == 1 &&
-			 EVP_DigestUpdate(md, c->root_crl_hash, 32) == 1 &&
-			 EVP_DigestFinal_ex(md, e.key, NULL) == 1,
-		 CL_ERR_CRYPTO, "SHA-256 failed");
-	if (!chain_lookup(e.key, &e)) {
+	CL_TRY(cl_memo_key_parts(&k, "intel issuer chain", parts, 2));
+	if (!cl_memo_get(&chains, &k, at, &e)) {
 		rc = pem_blocks(pem, len, &blocks);
 		if (rc == CL_OK)
 			rc = cl_x509_chain_from_pem((const uint8_t *)pem, len, &certs);
@@ -229,7 +239,8 @@ static int verify_chain(const struct cl_intel_core *c, const char *pem, size_t l
 		e.pkey = X509_get_pubkey(e.leaf);
 		CL_CHECK(e.pkey && EVP_PKEY_is_a(e.pkey, "EC") && EVP_PKEY_get_bits(e.pkey) == 256,
 			 CL_ERR_UNSUPPORTED, "%s signing key is not ECDSA P-256", what);
-		chain_store(&e);
+		CL_TRY(crl_window(c->root_crl, &crl_from, &crl_until, "root CA CRL"));
+		chain_store(&k, &e, crl_from, crl_until);
 	}
 	CL_TRY(check_window(at, e.from, e.until, what));
 	*out = e;
@@ -241,18 +252,8 @@ out:
 	sk_X509_pop_free(certs, X509_free);
 	sk_X509_free(roots);
 	sk_X509_CRL_free(crls);
-	EVP_MD_CTX_free(md);
 	ERR_clear_error();
 	return rc;
-}
-
-static int crl_window(X509_CRL *crl, int64_t *from, int64_t *until, const char *what)
-{
-	const ASN1_TIME *nu = X509_CRL_get0_nextUpdate(crl);
-
-	CL_ENSURE_MSG(nu != NULL, CL_ERR_COLLATERAL, "%s has no nextUpdate", what);
-	CL_GUARD(asn1_time_epoch(X509_CRL_get0_lastUpdate(crl), from));
-	return asn1_time_epoch(nu, until);
 }
 
 /* crl_hash: SHA-256 of the CRL's bytes; issuer_id: what identifies the issuer's key. */
@@ -290,23 +291,30 @@ static void narrow(int64_t *from, int64_t *until, int64_t f, int64_t u)
 	*until = u < *until ? u : *until;
 }
 
+/*
+ * Collateral sets verified as a whole, by their content hash, for the window
+ * in which every signature chain, CRL, TCB info and QE identity in them is
+ * valid: within it, verifying the same bytes again gives the same result.
+ */
+static struct cl_memo collateral_verdicts =
+	CL_MEMO_INIT("intel collateral verdict", 16, CL_MEMO_VERIFIED, NULL, NULL);
+
 int cl_intel_collateral_verify(struct cl_intel_collateral *h, int64_t at)
 {
 	struct cl_intel_core *c = h ? h->core : NULL;
-	struct chain_entry tcb = {{0}, NULL, NULL, 0, 0, 0}, qe = tcb, pck = tcb;
+	struct chain_entry tcb = {NULL, NULL, 0, 0}, qe = tcb, pck = tcb;
 	X509 *root = cl_intel_root();
 	int64_t from = INT64_MIN, until = INT64_MAX, f = 0, u = 0;
-	int rc = CL_OK, cached = 0;
+	struct cl_memo_key k;
+	int rc = CL_OK;
 
 	CL_ENSURE_MSG(c != NULL, CL_ERR_ARG, "no collateral");
 	CL_ENSURE_MSG(root != NULL, CL_ERR_INTERNAL, "Intel root not available");
 	h->verified = 0;
 	if (at == 0)
 		at = (int64_t)time(NULL);
-	cl_intel_core_lock();
-	cached = !cl_cache_bypassed() && c->verified && at >= c->valid_from && at <= c->valid_until;
-	cl_intel_core_unlock();
-	if (cached) {
+	CL_GUARD(cl_memo_key(&k, "intel collateral verdict", c->hash, sizeof(c->hash)));
+	if (cl_memo_get(&collateral_verdicts, &k, at, NULL)) {
 		h->verified = 1;
 		return CL_OK;
 	}
@@ -331,11 +339,7 @@ int cl_intel_collateral_verify(struct cl_intel_collateral *h, int64_t at)
 	CL_TRY(verify_crl(c->pck_crl, pck.leaf, at, "PCK CRL", &f, &u));
 	narrow(&from, &until, f, u);
 
-	cl_intel_core_lock();
-	c->verified = 1;
-	c->valid_from = from;
-	c->valid_until = until;
-	cl_intel_core_unlock();
+	cl_memo_put(&collateral_verdicts, &k, NULL, from, until);
 	h->verified = 1;
 out:
 	EVP_PKEY_free(tcb.pkey);

@@ -10,7 +10,6 @@
  * algorithms, picks the key by curve (and kid when both sides have one) so a
  * token can never choose a weaker algorithm, then checks expiry and profile.
  */
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -26,6 +25,7 @@
 #include "cloister/appraise.h"
 #include "cloister/crypto.h"
 #include "cloister/jws.h"
+#include "cloister/memo.h"
 
 #define EAR_DEFAULT_TTL 300
 /* Tolerated clock difference between issuer and relying party. */
@@ -353,21 +353,21 @@ static int check_shape(json_t *c, int64_t at)
  * (libjose's jose_jws_ver does it per call) costs more than the P-256
  * signature check. The entries are public keys; nothing secret is kept.
  */
-#define JWK_CACHE_SLOTS 8
-#define JWK_COORD_MAX	96
-
-static pthread_mutex_t jwk_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct {
-	char crv[8], x[JWK_COORD_MAX], y[JWK_COORD_MAX];
-	EVP_PKEY *pk;
-} jwk_cache[JWK_CACHE_SLOTS];
-static unsigned jwk_next;
-
-static int jwk_same(unsigned i, const char *crv, const char *x, const char *y)
+static int pkey_ref(void *value, void *out)
 {
-	return jwk_cache[i].pk && strcmp(jwk_cache[i].crv, crv) == 0 &&
-	       strcmp(jwk_cache[i].x, x) == 0 && strcmp(jwk_cache[i].y, y) == 0;
+	if (EVP_PKEY_up_ref(value) != 1)
+		return 0;
+	*(EVP_PKEY **)out = value;
+	return 1;
 }
+
+static void pkey_drop(void *value)
+{
+	EVP_PKEY_free(value);
+}
+
+/* Decoding only (every token's signature is verified), so shared under a bypass too. */
+static struct cl_memo jwk_keys = CL_MEMO_INIT("jwk", 8, CL_MEMO_DECODED, pkey_ref, pkey_drop);
 
 /* The EC public key of a JWK (caller frees), from the cache when seen before. */
 static EVP_PKEY *jwk_pkey(const json_t *jwk)
@@ -375,40 +375,28 @@ static EVP_PKEY *jwk_pkey(const json_t *jwk)
 	const char *crv = json_string_value(json_object_get(jwk, "crv"));
 	const char *x = json_string_value(json_object_get(jwk, "x"));
 	const char *y = json_string_value(json_object_get(jwk, "y"));
-	int cacheable = crv && x && y && strlen(crv) < sizeof(jwk_cache[0].crv) &&
-			strlen(x) < JWK_COORD_MAX && strlen(y) < JWK_COORD_MAX &&
-			!cl_cache_bypassed();
-	EVP_PKEY *pk = NULL, *old = NULL;
+	struct cl_memo_key k;
+	int cacheable = 0;
+	EVP_PKEY *pk = NULL;
 	json_t *pub = NULL;
 
 	if (!crv || !x || !y)
 		return NULL;
-	if (cacheable) {
-		pthread_mutex_lock(&jwk_lock);
-		for (unsigned i = 0; i < JWK_CACHE_SLOTS && !pk; i++)
-			if (jwk_same(i, crv, x, y) && EVP_PKEY_up_ref(jwk_cache[i].pk) == 1)
-				pk = jwk_cache[i].pk;
-		pthread_mutex_unlock(&jwk_lock);
-		if (pk)
-			return pk;
+	{
+		/* each with its NUL, so the parts cannot run into one another */
+		const struct cl_memo_part parts[] = {
+			{crv, strlen(crv) + 1}, {x, strlen(x) + 1}, {y, strlen(y) + 1}};
+
+		cacheable = cl_memo_key_parts(&k, "jwk ec public", parts, 3) == CL_OK;
 	}
+	if (cacheable && cl_memo_get(&jwk_keys, &k, 0, &pk))
+		return pk;
 	/* Only the public members: a private "d" never reaches the cache. */
 	pub = json_pack("{s:s, s:s, s:s, s:s}", "kty", "EC", "crv", crv, "x", x, "y", y);
 	pk = pub ? jose_openssl_jwk_to_EVP_PKEY(NULL, pub) : NULL;
 	json_decref(pub);
-	if (pk && cacheable && EVP_PKEY_up_ref(pk) == 1) {
-		unsigned slot = 0;
-
-		pthread_mutex_lock(&jwk_lock);
-		slot = jwk_next++ % JWK_CACHE_SLOTS;
-		old = jwk_cache[slot].pk;
-		snprintf(jwk_cache[slot].crv, sizeof(jwk_cache[slot].crv), "%s", crv);
-		snprintf(jwk_cache[slot].x, JWK_COORD_MAX, "%s", x);
-		snprintf(jwk_cache[slot].y, JWK_COORD_MAX, "%s", y);
-		jwk_cache[slot].pk = pk;
-		pthread_mutex_unlock(&jwk_lock);
-		EVP_PKEY_free(old);
-	}
+	if (pk && cacheable && EVP_PKEY_up_ref(pk) == 1)
+		cl_memo_put(&jwk_keys, &k, pk, CL_MEMO_ALWAYS_FROM, CL_MEMO_ALWAYS_UNTIL);
 	return pk;
 }
 

@@ -91,12 +91,11 @@ struct cl_intel_qe_identity {
 /*
  * The parsed, immutable content of one collateral set. Shared between
  * handles through the process-wide cache (reference counted), so nothing in
- * here changes after parsing except the verified window, guarded by the
- * cache lock.
+ * here changes after parsing.
  */
 struct cl_intel_core {
 	uint8_t hash[32]; /* SHA-256 of the content it was parsed from */
-	int refs;
+	_Atomic int refs;
 	/* signed texts, exactly as signed */
 	char *tcb_text;
 	size_t tcb_len;
@@ -112,9 +111,6 @@ struct cl_intel_core {
 	STACK_OF(X509_CRL) * crls;		     /* root_crl, pck_crl (up-referenced) */
 	struct cl_intel_tcb_info tcb;
 	struct cl_intel_qe_identity qe;
-	/* set once verified: the time window in which the verification holds */
-	int verified;
-	int64_t valid_from, valid_until;
 };
 
 struct cl_intel_collateral {
@@ -145,10 +141,6 @@ CL_MUST_USE int cl_intel_collateral_from_raw(const struct cl_intel_raw *raw, con
  */
 CL_MUST_USE int cl_intel_json_member_span(const uint8_t *body, size_t n, const char *key,
 					  size_t *off, size_t *len);
-
-/* The lock guarding the shared cores' verified windows. */
-void cl_intel_core_lock(void);
-void cl_intel_core_unlock(void);
 
 /* Load a directory of PCS responses (layout in docs/collateral.md). */
 CL_MUST_USE int cl_intel_collateral_load_dir(const char *dir, struct cl_intel_collateral **out);

@@ -5,7 +5,7 @@
  * the caches live in intel_verify.c; TCB status in intel_tcb.c.
  */
 #include <errno.h>
-#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -14,6 +14,7 @@
 #include <openssl/evp.h>
 
 #include "cloister/crypto.h"
+#include "cloister/memo.h"
 #include "intel.h"
 
 static const char *const status_names[CL_TCB_STATUS_COUNT] = {
@@ -348,86 +349,29 @@ static void core_free(struct cl_intel_core *c)
 
 /*
  * Parsed collateral shared by content hash: a verifier that sees the same
- * collateral file again skips parsing, and the verified window stored in
- * the core lets it skip the signature work as well. A cache bypass still
- * shares the parse (decoding proves nothing) but never the verified window.
+ * collateral bytes again skips parsing them. Parsing proves nothing, so the
+ * parse is shared under a cache bypass too; what was verified of it is kept
+ * apart, in intel_verify.c, for the window in which it holds.
  */
-#define CORE_CACHE_SLOTS 16
-static pthread_mutex_t core_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct cl_intel_core *core_cache[CORE_CACHE_SLOTS];
-static unsigned core_next;
-
-static void core_release_locked(struct cl_intel_core *c, struct cl_intel_core **dead)
+static int core_ref(void *value, void *out)
 {
-	*dead = NULL;
-	if (c && --c->refs == 0)
-		*dead = c;
+	struct cl_intel_core *c = value;
+
+	atomic_fetch_add(&c->refs, 1);
+	*(struct cl_intel_core **)out = c;
+	return 1;
 }
 
-static void core_release(struct cl_intel_core *c)
+static void core_release(void *value)
 {
-	struct cl_intel_core *dead = NULL;
+	struct cl_intel_core *c = value;
 
-	if (!c)
-		return;
-	pthread_mutex_lock(&core_lock);
-	core_release_locked(c, &dead);
-	pthread_mutex_unlock(&core_lock);
-	core_free(dead);
+	if (c && atomic_fetch_sub(&c->refs, 1) == 1)
+		core_free(c);
 }
 
-static struct cl_intel_core *core_lookup(const uint8_t hash[32])
-{
-	struct cl_intel_core *found = NULL;
-
-	pthread_mutex_lock(&core_lock);
-	for (unsigned i = 0; i < CORE_CACHE_SLOTS; i++) {
-		if (core_cache[i] && memcmp(core_cache[i]->hash, hash, 32) == 0) {
-			found = core_cache[i];
-			found->refs++;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&core_lock);
-	return found;
-}
-
-/* Publish c (refs == 1, the caller's) in the cache; returns the core to use. */
-static struct cl_intel_core *core_publish(struct cl_intel_core *c)
-{
-	struct cl_intel_core *dead = NULL, *use = c;
-	unsigned slot = 0;
-
-	pthread_mutex_lock(&core_lock);
-	for (unsigned i = 0; i < CORE_CACHE_SLOTS; i++) {
-		if (core_cache[i] && memcmp(core_cache[i]->hash, c->hash, 32) == 0) {
-			use = core_cache[i];
-			use->refs++;
-			break;
-		}
-	}
-	if (use == c) {
-		slot = core_next++ % CORE_CACHE_SLOTS;
-		core_release_locked(core_cache[slot], &dead);
-		core_cache[slot] = c;
-		c->refs++;
-	}
-	pthread_mutex_unlock(&core_lock);
-	core_free(dead);
-	if (use != c)
-		core_release(c);
-	return use;
-}
-
-void cl_intel_core_lock(void)
-{
-	pthread_mutex_lock(&core_lock);
-}
-
-void cl_intel_core_unlock(void)
-{
-	pthread_mutex_unlock(&core_lock);
-}
+static struct cl_memo cores =
+	CL_MEMO_INIT("intel collateral", 16, CL_MEMO_DECODED, core_ref, core_release);
 
 /* A CRL given as DER, PEM or hex-encoded DER (PCCS serves hex). */
 static int crl_from_bytes(const uint8_t *p, size_t n, X509_CRL **out)
@@ -452,42 +396,35 @@ static int crl_from_bytes(const uint8_t *p, size_t n, X509_CRL **out)
 /*
  * Parsed CRLs shared by SHA-256 of their bytes: the PCK CRL is the largest
  * item of a collateral set, and it changes far less often than the set.
+ * Decoding only: CRL signatures and times are checked on every use.
  */
-#define CRL_CACHE_SLOTS 8
-static pthread_mutex_t crl_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct {
-	uint8_t hash[32];
-	X509_CRL *crl;
-} crl_cache[CRL_CACHE_SLOTS];
-static unsigned crl_next;
+static int crl_ref(void *value, void *out)
+{
+	if (X509_CRL_up_ref(value) != 1)
+		return 0;
+	*(X509_CRL **)out = value;
+	return 1;
+}
+
+static void crl_drop(void *value)
+{
+	X509_CRL_free(value);
+}
+
+static struct cl_memo crls_decoded = CL_MEMO_INIT("crl", 8, CL_MEMO_DECODED, crl_ref, crl_drop);
 
 static int crl_cached(const uint8_t *p, size_t n, X509_CRL **out, uint8_t hash[32])
 {
-	X509_CRL *old = NULL;
-	unsigned slot = 0;
+	struct cl_memo_key k;
 
 	*out = NULL;
 	CL_GUARD(cl_digest(CL_SHA256, p, n, hash));
-	/* Decoding only: CRL signatures and times are checked on every use. */
-	pthread_mutex_lock(&crl_lock);
-	for (unsigned i = 0; i < CRL_CACHE_SLOTS && !*out; i++) {
-		if (crl_cache[i].crl && memcmp(crl_cache[i].hash, hash, 32) == 0) {
-			*out = crl_cache[i].crl;
-			X509_CRL_up_ref(*out);
-		}
-	}
-	pthread_mutex_unlock(&crl_lock);
-	if (*out)
+	CL_GUARD(cl_memo_key(&k, "crl bytes", hash, 32));
+	if (cl_memo_get(&crls_decoded, &k, 0, out))
 		return CL_OK;
 	CL_GUARD(crl_from_bytes(p, n, out));
-	pthread_mutex_lock(&crl_lock);
-	slot = crl_next++ % CRL_CACHE_SLOTS;
-	old = crl_cache[slot].crl;
-	memcpy(crl_cache[slot].hash, hash, 32);
-	crl_cache[slot].crl = *out;
-	X509_CRL_up_ref(*out);
-	pthread_mutex_unlock(&crl_lock);
-	X509_CRL_free(old);
+	if (X509_CRL_up_ref(*out) == 1)
+		cl_memo_put(&crls_decoded, &k, *out, CL_MEMO_ALWAYS_FROM, CL_MEMO_ALWAYS_UNTIL);
 	return CL_OK;
 }
 
@@ -546,7 +483,14 @@ int cl_intel_collateral_from_raw(const struct cl_intel_raw *raw, const uint8_t h
 	X509_CRL_up_ref(c->pck_crl);
 	CL_TRY(parse_tcb_info(c->tcb_text, c->tcb_len, &c->tcb));
 	CL_TRY(parse_qe_identity(c->qe_text, c->qe_len, &c->qe));
-	h->core = core_publish(c);
+	{
+		struct cl_memo_key k;
+
+		memcpy(k.b, hash, sizeof(k.b));
+		c->refs = 2; /* the handle's and the cache's */
+		cl_memo_put(&cores, &k, c, CL_MEMO_ALWAYS_FROM, CL_MEMO_ALWAYS_UNTIL);
+	}
+	h->core = c;
 	c = NULL;
 	*out = h;
 	h = NULL;
@@ -556,12 +500,15 @@ out:
 	return rc;
 }
 
+/* The content hash is already SHA-256 over a kind tag and every byte. */
 static int handle_from_cache(const uint8_t hash[32], struct cl_intel_collateral **out)
 {
-	struct cl_intel_core *c = core_lookup(hash);
+	struct cl_memo_key k;
+	struct cl_intel_core *c = NULL;
 	struct cl_intel_collateral *h = NULL;
 
-	if (!c)
+	memcpy(k.b, hash, sizeof(k.b));
+	if (!cl_memo_get(&cores, &k, 0, &c))
 		return 0;
 	h = calloc(1, sizeof(*h));
 	if (!h) {

@@ -5,7 +5,6 @@
  * level consumed exactly, every value's type and size checked.
  */
 #include <stdlib.h>
-#include <pthread.h>
 #include <string.h>
 
 #include <openssl/asn1.h>
@@ -13,6 +12,7 @@
 #include <openssl/objects.h>
 
 #include "cloister/crypto.h"
+#include "cloister/memo.h"
 #include "intel.h"
 
 #define SGX_EXT_OID	"1.2.840.113741.1.13.1"
@@ -179,51 +179,39 @@ static int pck_info_decode(const uint8_t *der, size_t len, struct cl_intel_pck_i
  * DER items with OpenSSL's generic parser, more than the hash costs, and a
  * platform presents the same PCK certificate with every quote.
  */
-#define PCK_INFO_SLOTS 32
+static int info_ref(void *value, void *out)
+{
+	memcpy(out, value, sizeof(struct cl_intel_pck_info));
+	return 1;
+}
 
-static pthread_mutex_t info_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct {
-	uint8_t hash[32];
-	struct cl_intel_pck_info info;
-	int used;
-} info_cache[PCK_INFO_SLOTS];
-static unsigned info_next;
+static struct cl_memo infos = CL_MEMO_INIT("pck info", 32, CL_MEMO_DECODED, info_ref, free);
 
 int cl_intel_pck_info(X509 *pck, struct cl_intel_pck_info *out)
 {
 	const uint8_t *der = NULL;
 	size_t len = 0;
-	uint8_t hash[32];
-	int rc = CL_OK, hit = 0;
+	struct cl_memo_key k;
+	struct cl_intel_pck_info *copy = NULL;
+	int rc = CL_OK;
 
 	memset(out, 0, sizeof(*out));
 	CL_ENSURE_MSG(pck != NULL, CL_ERR_ARG, "no PCK certificate");
 	rc = cl_x509_ext_by_oid(pck, SGX_EXT_OID, &der, &len);
 	CL_ENSURE_MSG(rc == CL_OK, CL_ERR_COLLATERAL, "PCK certificate has no SGX extension");
 	CL_ENSURE_MSG(len <= 4096, CL_ERR_MALFORMED, "PCK SGX extension too large");
-	CL_GUARD(cl_digest(CL_SHA256, der, len, hash));
-	pthread_mutex_lock(&info_lock);
-	for (unsigned i = 0; i < PCK_INFO_SLOTS && !hit; i++)
-		if (info_cache[i].used && memcmp(info_cache[i].hash, hash, 32) == 0) {
-			*out = info_cache[i].info;
-			hit = 1;
-		}
-	pthread_mutex_unlock(&info_lock);
-	if (hit)
+	CL_GUARD(cl_memo_key(&k, "pck sgx extension", der, len));
+	if (cl_memo_get(&infos, &k, 0, out))
 		return CL_OK;
 	rc = pck_info_decode(der, len, out);
 	if (rc < 0) {
 		memset(out, 0, sizeof(*out));
 		return rc;
 	}
-	pthread_mutex_lock(&info_lock);
-	{
-		unsigned slot = info_next++ % PCK_INFO_SLOTS;
-
-		memcpy(info_cache[slot].hash, hash, 32);
-		info_cache[slot].info = *out;
-		info_cache[slot].used = 1;
+	copy = malloc(sizeof(*copy));
+	if (copy) {
+		*copy = *out;
+		cl_memo_put(&infos, &k, copy, CL_MEMO_ALWAYS_FROM, CL_MEMO_ALWAYS_UNTIL);
 	}
-	pthread_mutex_unlock(&info_lock);
 	return CL_OK;
 }

@@ -7,7 +7,6 @@
  * key's signature over header and body, local policy (debug, report data),
  * and finally the collateral and the TCB status it gives.
  */
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -18,6 +17,7 @@
 #include <openssl/x509v3.h>
 
 #include "cloister/crypto.h"
+#include "cloister/memo.h"
 #include "cloister/dcap.h"
 #include "cloister/endorse.h"
 #include "format.h"
@@ -242,18 +242,9 @@ int cl_dcap_quote_parse(const uint8_t *p, size_t n, struct cl_dcap_quote *q)
  * and CRL involved is valid, so a hit at another time is exactly as good as
  * running the chain check again: with the same certificates and CRLs,
  * X509_verify_cert's outcome depends on the time only through those windows.
+ * Outside the window the chain is verified again, so the error names the
+ * certificate.
  */
-#define PCK_CACHE_SLOTS 64
-
-struct pck_entry {
-	int used;
-	uint8_t id[32];
-	int64_t not_before, not_after;
-	EVP_PKEY *key;
-	struct cl_intel_pck_info info;
-	int platform_ca;
-	uint64_t stamp;
-};
 
 /* What a verified chain gives the quote verifier; key is a reference the caller frees. */
 struct pck {
@@ -262,9 +253,26 @@ struct pck {
 	int platform_ca;
 };
 
-static pthread_mutex_t pck_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct pck_entry pck_cache[PCK_CACHE_SLOTS];
-static uint64_t pck_clock;
+static int pck_ref(void *value, void *out)
+{
+	const struct pck *p = value;
+
+	if (EVP_PKEY_up_ref(p->key) != 1)
+		return 0;
+	*(struct pck *)out = *p;
+	return 1;
+}
+
+static void pck_drop(void *value)
+{
+	struct pck *p = value;
+
+	EVP_PKEY_free(p->key);
+	free(p);
+}
+
+static struct cl_memo pck_chains =
+	CL_MEMO_INIT("pck chain", 64, CL_MEMO_VERIFIED, pck_ref, pck_drop);
 
 static int pck_id(const uint8_t *pem, size_t len, STACK_OF(X509_CRL) * crls, int require_root,
 		  uint8_t id[32])
@@ -278,6 +286,7 @@ static int pck_id(const uint8_t *pem, size_t len, STACK_OF(X509_CRL) * crls, int
 
 	CL_CHECK(ctx != NULL, CL_ERR_NOMEM, "out of memory");
 	CL_CHECK(EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+			 EVP_DigestUpdate(ctx, "dcap pck chain", 15) == 1 &&
 			 EVP_DigestUpdate(ctx, &flag, 1) == 1 &&
 			 EVP_DigestUpdate(ctx, pem, len) == 1,
 		 CL_ERR_CRYPTO, "SHA-256 failed");
@@ -293,59 +302,21 @@ out:
 	return rc;
 }
 
-static int pck_cache_get(const uint8_t id[32], int64_t at, struct pck *out)
-{
-	int hit = 0;
-
-	if (cl_cache_bypassed())
-		return 0;
-	pthread_mutex_lock(&pck_lock);
-	for (int i = 0; i < PCK_CACHE_SLOTS && !hit; i++) {
-		struct pck_entry *e = &pck_cache[i];
-
-		if (!e->used || memcmp(e->id, id, 32) != 0)
-			continue;
-		if (at < e->not_before || at > e->not_after)
-			break; /* re-verify, so the error says which certificate */
-		if (EVP_PKEY_up_ref(e->key) != 1)
-			break;
-		out->key = e->key;
-		out->info = e->info;
-		out->platform_ca = e->platform_ca;
-		e->stamp = ++pck_clock;
-		hit = 1;
-	}
-	pthread_mutex_unlock(&pck_lock);
-	return hit;
-}
-
+/* Keep a copy of p (a new key reference) for [nb, na]. */
 static void pck_cache_put(const uint8_t id[32], int64_t nb, int64_t na, const struct pck *p)
 {
-	struct pck_entry *victim = &pck_cache[0];
+	struct cl_memo_key k;
+	struct pck *v = malloc(sizeof(*v));
 
-	if (cl_cache_bypassed() || EVP_PKEY_up_ref(p->key) != 1)
+	if (!v)
 		return;
-	pthread_mutex_lock(&pck_lock);
-	for (int i = 0; i < PCK_CACHE_SLOTS; i++) {
-		struct pck_entry *e = &pck_cache[i];
-
-		if (e->used && memcmp(e->id, id, 32) == 0) {
-			victim = e;
-			break;
-		}
-		if (!e->used || e->stamp < victim->stamp)
-			victim = e;
+	*v = *p;
+	if (EVP_PKEY_up_ref(v->key) != 1) {
+		free(v);
+		return;
 	}
-	EVP_PKEY_free(victim->key);
-	victim->used = 1;
-	memcpy(victim->id, id, 32);
-	victim->not_before = nb;
-	victim->not_after = na;
-	victim->key = p->key;
-	victim->info = p->info;
-	victim->platform_ca = p->platform_ca;
-	victim->stamp = ++pck_clock;
-	pthread_mutex_unlock(&pck_lock);
+	memcpy(k.b, id, sizeof(k.b));
+	cl_memo_put(&pck_chains, &k, v, nb, na);
 }
 
 static int asn1_epoch(const ASN1_TIME *t, int64_t *out)
@@ -418,12 +389,14 @@ static int pck_chain_verify(const uint8_t *pem, size_t len, STACK_OF(X509_CRL) *
 	X509 *leaf = NULL, *root = cl_intel_root();
 	EVP_PKEY *key = NULL;
 	uint8_t id[32];
+	struct cl_memo_key k;
 	int64_t nb = INT64_MIN, na = INT64_MAX, t = 0;
 	int rc = CL_OK;
 
 	memset(out, 0, sizeof(*out));
 	CL_TRY(pck_id(pem, len, crls, require_root, id));
-	if (pck_cache_get(id, at, out))
+	memcpy(k.b, id, sizeof(k.b));
+	if (cl_memo_get(&pck_chains, &k, at, out))
 		return CL_OK;
 
 	CL_CHECK(root != NULL, CL_ERR_INTERNAL, "pinned Intel SGX root CA unavailable");
@@ -476,53 +449,38 @@ out:
  * the raw point through the provider interface costs about a third of a
  * signature check. Keyed by the exact 64 bytes, so a hit is the same key.
  */
-#define AK_CACHE_SLOTS 32
+static int key_ref(void *value, void *out)
+{
+	if (EVP_PKEY_up_ref(value) != 1)
+		return 0;
+	*(EVP_PKEY **)out = value;
+	return 1;
+}
 
-static struct {
-	int used;
-	uint8_t xy[CL_DCAP_KEY_LEN];
-	EVP_PKEY *key;
-	uint64_t stamp;
-} ak_cache[AK_CACHE_SLOTS];
-static uint64_t ak_clock;
+static void key_drop(void *value)
+{
+	EVP_PKEY_free(value);
+}
 
+static struct cl_memo att_keys =
+	CL_MEMO_INIT("dcap attestation key", 32, CL_MEMO_DECODED, key_ref, key_drop);
+
+/*
+ * Shared under a cache bypass too: this only decodes a point (checked on the
+ * curve when first built); it vouches for nothing, the quote's signature is
+ * verified with it every time.
+ */
 static int att_key_get(const uint8_t xy[CL_DCAP_KEY_LEN], EVP_PKEY **out)
 {
+	struct cl_memo_key k;
 	EVP_PKEY *key = NULL;
-	int victim = 0;
 
-	/*
-	 * Kept under a cache bypass too: this only decodes a point (checked on
-	 * the curve when first built); it vouches for nothing, the quote's
-	 * signature is verified with it every time.
-	 */
-	pthread_mutex_lock(&pck_lock);
-	for (int i = 0; i < AK_CACHE_SLOTS && !key; i++) {
-		if (ak_cache[i].used && memcmp(ak_cache[i].xy, xy, CL_DCAP_KEY_LEN) == 0 &&
-		    EVP_PKEY_up_ref(ak_cache[i].key) == 1) {
-			key = ak_cache[i].key;
-			ak_cache[i].stamp = ++ak_clock;
-		}
-	}
-	pthread_mutex_unlock(&pck_lock);
-	if (key) {
-		*out = key;
+	CL_GUARD(cl_memo_key(&k, "p-256 point", xy, CL_DCAP_KEY_LEN));
+	if (cl_memo_get(&att_keys, &k, 0, out))
 		return CL_OK;
-	}
 	CL_GUARD(cl_ec_key_from_xy("prime256v1", xy, xy + 32, 32, &key));
-	if (EVP_PKEY_up_ref(key) == 1) {
-		pthread_mutex_lock(&pck_lock);
-		/* the first free slot, else the least recently used */
-		for (int i = 0; i < AK_CACHE_SLOTS && ak_cache[victim].used; i++)
-			if (!ak_cache[i].used || ak_cache[i].stamp < ak_cache[victim].stamp)
-				victim = i;
-		EVP_PKEY_free(ak_cache[victim].key);
-		ak_cache[victim].used = 1;
-		memcpy(ak_cache[victim].xy, xy, CL_DCAP_KEY_LEN);
-		ak_cache[victim].key = key;
-		ak_cache[victim].stamp = ++ak_clock;
-		pthread_mutex_unlock(&pck_lock);
-	}
+	if (EVP_PKEY_up_ref(key) == 1)
+		cl_memo_put(&att_keys, &k, key, CL_MEMO_ALWAYS_FROM, CL_MEMO_ALWAYS_UNTIL);
 	*out = key;
 	return CL_OK;
 }

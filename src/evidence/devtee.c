@@ -6,7 +6,6 @@
  * refused, so dev-TEE evidence can never pass where a real TEE is expected
  * by accident.
  */
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -18,6 +17,7 @@
 #include <openssl/x509.h>
 
 #include "cloister/crypto.h"
+#include "cloister/memo.h"
 #include "cloister/devtee_report.h"
 #include "format.h"
 #include "internal.h"
@@ -208,10 +208,9 @@ out:
  * report against the same root, and decoding it, re-checking it and
  * re-encoding its key (OpenSSL 3's encoders) cost as much as the report
  * signature itself. Only what follows from the certificate's bytes is kept:
- * its validity period is checked against o->at on every call, and
- * cl_cache_bypass() skips the cache altogether.
+ * its validity period bounds the entry and is checked against o->at on every
+ * call, and under cl_cache_bypass() the root is checked afresh.
  */
-#define ROOT_CACHE_SLOTS 4
 
 struct root_info {
 	X509 *root;
@@ -219,18 +218,29 @@ struct root_info {
 	uint8_t signer_id[CL_DEVTEE_HASH_LEN];
 };
 
-static pthread_mutex_t root_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct {
-	uint8_t key[32];
-	struct root_info ri;
-} root_cache[ROOT_CACHE_SLOTS];
-static unsigned root_next;
-
 static void root_info_clear(struct root_info *ri)
 {
 	X509_free(ri->root);
 	memset(ri, 0, sizeof(*ri));
 }
+
+static int root_ref(void *value, void *out)
+{
+	const struct root_info *ri = value;
+
+	if (X509_up_ref(ri->root) != 1)
+		return 0;
+	*(struct root_info *)out = *ri;
+	return 1;
+}
+
+static void root_drop(void *value)
+{
+	root_info_clear(value);
+	free(value);
+}
+
+static struct cl_memo roots = CL_MEMO_INIT("devtee root", 4, CL_MEMO_VERIFIED, root_ref, root_drop);
 
 static int root_info_make(const struct cl_verify_opts *o, struct root_info *ri)
 {
@@ -260,44 +270,34 @@ static int root_time_ok(X509 *root, int64_t at)
 
 static int root_get(const struct cl_verify_opts *o, struct root_info *out)
 {
-	uint8_t key[32];
-	int hit = 0;
+	struct cl_memo_key k;
+	struct root_info *v = NULL;
+	int64_t nb = 0, na = 0;
+	int rc = CL_OK;
 
 	memset(out, 0, sizeof(*out));
 	CL_ENSURE_MSG(o->devtee.root && o->devtee.root[0], CL_ERR_POLICY,
 		      "dev-TEE evidence is accepted only with an explicitly trusted development "
 		      "root (--devtee-root)");
-	if (cl_cache_bypassed())
-		return root_info_make(o, out);
-	CL_GUARD(cl_digest(CL_SHA256, o->devtee.root, strlen(o->devtee.root), key));
-	pthread_mutex_lock(&root_lock);
-	for (unsigned i = 0; i < ROOT_CACHE_SLOTS && !hit; i++) {
-		if (root_cache[i].ri.root && memcmp(root_cache[i].key, key, 32) == 0 &&
-		    X509_up_ref(root_cache[i].ri.root) == 1) {
-			*out = root_cache[i].ri;
-			hit = 1;
-		}
-	}
-	pthread_mutex_unlock(&root_lock);
-	if (hit) {
-		int rc = root_time_ok(out->root, o->at);
-
+	CL_GUARD(cl_memo_key(&k, "devtee root pem", o->devtee.root, strlen(o->devtee.root)));
+	if (cl_memo_get(&roots, &k, o->at ? o->at : (int64_t)time(NULL), out)) {
+		rc = root_time_ok(out->root, o->at);
 		if (rc != CL_OK)
 			root_info_clear(out);
 		return rc;
 	}
 	CL_GUARD(root_info_make(o, out));
-	if (X509_up_ref(out->root) == 1) {
-		struct root_info old = {0};
-		unsigned slot = 0;
-
-		pthread_mutex_lock(&root_lock);
-		slot = root_next++ % ROOT_CACHE_SLOTS;
-		old = root_cache[slot].ri;
-		memcpy(root_cache[slot].key, key, 32);
-		root_cache[slot].ri = *out;
-		pthread_mutex_unlock(&root_lock);
-		root_info_clear(&old);
+	if (cl_asn1_time_epoch(X509_get0_notBefore(out->root), &nb) != CL_OK ||
+	    cl_asn1_time_epoch(X509_get0_notAfter(out->root), &na) != CL_OK) {
+		cl_error_clear();
+		return CL_OK; /* not cached */
+	}
+	v = malloc(sizeof(*v));
+	if (v && X509_up_ref(out->root) == 1) {
+		*v = *out;
+		cl_memo_put(&roots, &k, v, nb, na);
+	} else {
+		free(v);
 	}
 	return CL_OK;
 }

@@ -13,7 +13,6 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
-#include <pthread.h>
 #include <string.h>
 
 #include <openssl/bn.h>
@@ -27,6 +26,7 @@
 #include <tss2/tss2_mu.h>
 
 #include "cloister/crypto.h"
+#include "cloister/memo.h"
 #include "cloister/tpm.h"
 #include "format.h"
 #include "internal.h"
@@ -225,23 +225,37 @@ static int from_tpmt_public(const TPMT_PUBLIC *pub, EVP_PKEY **out, int *restric
  * a machine. Only decoding is cached: the key is still checked against the
  * pin or its certificate, and every signature is verified.
  */
-#define AK_CACHE_SLOTS 16
-
-static pthread_mutex_t ak_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct {
-	uint8_t hash[32];
+struct ak {
 	EVP_PKEY *key;
 	int restricted;
-} ak_cache[AK_CACHE_SLOTS];
-static unsigned ak_next;
+};
+
+static int ak_ref(void *value, void *out)
+{
+	const struct ak *a = value;
+
+	if (EVP_PKEY_up_ref(a->key) != 1)
+		return 0;
+	*(struct ak *)out = *a;
+	return 1;
+}
+
+static void ak_drop(void *value)
+{
+	struct ak *a = value;
+
+	EVP_PKEY_free(a->key);
+	free(a);
+}
+
+static struct cl_memo aks = CL_MEMO_INIT("tpm ak", 16, CL_MEMO_DECODED, ak_ref, ak_drop);
 
 static int ak_parse_uncached(const uint8_t *p, size_t n, EVP_PKEY **out, int *restricted);
 
 int cl_tpm_ak_parse(const uint8_t *p, size_t n, EVP_PKEY **out, int *restricted)
 {
-	uint8_t hash[32];
-	int r = -1, rc = CL_OK;
-	EVP_PKEY *old = NULL;
+	struct cl_memo_key k;
+	struct ak a = {NULL, -1}, *v = NULL;
 
 	*out = NULL;
 	if (restricted)
@@ -249,33 +263,21 @@ int cl_tpm_ak_parse(const uint8_t *p, size_t n, EVP_PKEY **out, int *restricted)
 	CL_ENSURE_MSG(p && n > 0, CL_ERR_TRUNCATED, "empty AK");
 	CL_ENSURE_MSG(n <= CL_TPM_MAX_AK, CL_ERR_MALFORMED, "AK larger than %d bytes",
 		      CL_TPM_MAX_AK);
-	CL_GUARD(cl_digest(CL_SHA256, p, n, hash));
-	pthread_mutex_lock(&ak_lock);
-	for (unsigned i = 0; i < AK_CACHE_SLOTS && !*out; i++)
-		if (ak_cache[i].key && memcmp(ak_cache[i].hash, hash, 32) == 0 &&
-		    EVP_PKEY_up_ref(ak_cache[i].key) == 1) {
-			*out = ak_cache[i].key;
-			r = ak_cache[i].restricted;
-		}
-	pthread_mutex_unlock(&ak_lock);
-	if (!*out) {
-		CL_GUARD(ak_parse_uncached(p, n, out, &r));
-		if (EVP_PKEY_up_ref(*out) == 1) {
-			unsigned slot = 0;
-
-			pthread_mutex_lock(&ak_lock);
-			slot = ak_next++ % AK_CACHE_SLOTS;
-			old = ak_cache[slot].key;
-			memcpy(ak_cache[slot].hash, hash, 32);
-			ak_cache[slot].key = *out;
-			ak_cache[slot].restricted = r;
-			pthread_mutex_unlock(&ak_lock);
-			EVP_PKEY_free(old);
+	CL_GUARD(cl_memo_key(&k, "tpm ak", p, n));
+	if (!cl_memo_get(&aks, &k, 0, &a)) {
+		CL_GUARD(ak_parse_uncached(p, n, &a.key, &a.restricted));
+		v = malloc(sizeof(*v));
+		if (v && EVP_PKEY_up_ref(a.key) == 1) {
+			*v = a;
+			cl_memo_put(&aks, &k, v, CL_MEMO_ALWAYS_FROM, CL_MEMO_ALWAYS_UNTIL);
+		} else {
+			free(v);
 		}
 	}
+	*out = a.key;
 	if (restricted)
-		*restricted = r;
-	return rc;
+		*restricted = a.restricted;
+	return CL_OK;
 }
 
 static int ak_parse_uncached(const uint8_t *p, size_t n, EVP_PKEY **out, int *restricted)

@@ -34,7 +34,7 @@ TESTS     := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCHES   := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 FUZZERS   := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
-.PHONY: all deps run check layers test unit e2e asan fuzz fuzz-smoke bench soak clean format
+.PHONY: all deps run check layers format-check test unit e2e asan fuzz fuzz-smoke bench soak clean format
 
 all: $(BUILD)/cloister $(BUILD)/libcloister.a
 
@@ -92,6 +92,7 @@ asan:
 check: deps
 	$(MAKE) --no-print-directory all
 	@scripts/layers.sh $(BUILD)
+	$(MAKE) --no-print-directory format-check
 	$(MAKE) --no-print-directory test
 	$(MAKE) --no-print-directory asan
 	$(MAKE) --no-print-directory fuzz-smoke
@@ -138,8 +139,17 @@ bench: $(BUILD)/cloister $(BENCH_RUN)
 soak: $(BUILD)/cloister $(BUILD)/bench/soak
 	$(BUILD)/bench/soak $(BUILD)/cloister
 
+FORMAT_SRC = $(LIB_SRC) $(CLI_SRC) $(sort $(wildcard tests/unit/*.c tests/unit/*.h)) $(FUZZ_SRC) \
+	     $(BENCH_SRC) $(wildcard bench/*.h) include/cloister/*.h src/*/*.h
+
 format:
-	clang-format -i $(LIB_SRC) $(CLI_SRC) $(TEST_SRC) $(FUZZ_SRC) $(BENCH_SRC) include/cloister/*.h src/*/*.h
+	clang-format -i $(FORMAT_SRC)
+
+# Every C file as the checked-in .clang-format writes it; names what differs.
+format-check:
+	@bad=$$(for f in $(FORMAT_SRC); do clang-format --dry-run -Werror "$$f" >/dev/null 2>&1 || echo "$$f"; done); \
+	if [ -n "$$bad" ]; then echo "format-check: not formatted (run make format):" $$bad >&2; exit 1; fi; \
+	echo "format-check: ok"
 
 clean:
 	rm -rf build

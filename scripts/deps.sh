@@ -7,6 +7,7 @@ PKGS="
 build-essential
 pkg-config
 clang
+clang-format
 libclang-rt-14-dev
 libssl-dev
 openssl

@@ -21,15 +21,6 @@
 #include "cloister/memo.h"
 #include "intel.h"
 
-static int asn1_time_epoch(const ASN1_TIME *t, int64_t *out)
-{
-	struct tm tm;
-
-	CL_ENSURE_MSG(t && ASN1_TIME_to_tm(t, &tm) == 1, CL_ERR_MALFORMED, "bad ASN.1 time");
-	*out = (int64_t)timegm(&tm);
-	return CL_OK;
-}
-
 static void fmt_time(int64_t t, char out[21])
 {
 	cl_time_format(t, out);
@@ -108,8 +99,8 @@ static int crl_window(X509_CRL *crl, int64_t *from, int64_t *until, const char *
 	const ASN1_TIME *nu = X509_CRL_get0_nextUpdate(crl);
 
 	CL_ENSURE_MSG(nu != NULL, CL_ERR_COLLATERAL, "%s has no nextUpdate", what);
-	CL_GUARD(asn1_time_epoch(X509_CRL_get0_lastUpdate(crl), from));
-	return asn1_time_epoch(nu, until);
+	CL_GUARD(cl_asn1_time_epoch(X509_CRL_get0_lastUpdate(crl), from));
+	return cl_asn1_time_epoch(nu, until);
 }
 
 /*
@@ -229,8 +220,10 @@ static int verify_chain(const struct cl_intel_core *c, const char *pem, size_t l
 		for (int i = 0; i < sk_X509_num(certs); i++) {
 			int64_t nb = 0, na = 0;
 
-			CL_TRY(asn1_time_epoch(X509_get0_notBefore(sk_X509_value(certs, i)), &nb));
-			CL_TRY(asn1_time_epoch(X509_get0_notAfter(sk_X509_value(certs, i)), &na));
+			CL_TRY(cl_asn1_time_epoch(X509_get0_notBefore(sk_X509_value(certs, i)),
+						  &nb));
+			CL_TRY(cl_asn1_time_epoch(X509_get0_notAfter(sk_X509_value(certs, i)),
+						  &na));
 			e.from = nb > e.from ? nb : e.from;
 			e.until = na < e.until ? na : e.until;
 		}

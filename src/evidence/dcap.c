@@ -319,23 +319,13 @@ static void pck_cache_put(const uint8_t id[32], int64_t nb, int64_t na, const st
 	cl_memo_put(&pck_chains, &k, v, nb, na);
 }
 
-static int asn1_epoch(const ASN1_TIME *t, int64_t *out)
-{
-	struct tm tm;
-
-	memset(&tm, 0, sizeof(tm));
-	CL_ENSURE_MSG(t && ASN1_TIME_to_tm(t, &tm) == 1, CL_ERR_MALFORMED, "bad ASN.1 time");
-	*out = (int64_t)timegm(&tm);
-	return CL_OK;
-}
-
 /* Narrow [*nb, *na] to the validity of cert. */
 static int narrow_cert(X509 *cert, int64_t *nb, int64_t *na)
 {
 	int64_t a = 0, b = 0;
 
-	CL_GUARD(asn1_epoch(X509_get0_notBefore(cert), &a));
-	CL_GUARD(asn1_epoch(X509_get0_notAfter(cert), &b));
+	CL_GUARD(cl_asn1_time_epoch(X509_get0_notBefore(cert), &a));
+	CL_GUARD(cl_asn1_time_epoch(X509_get0_notAfter(cert), &b));
 	*nb = a > *nb ? a : *nb;
 	*na = b < *na ? b : *na;
 	return CL_OK;
@@ -426,10 +416,10 @@ static int pck_chain_verify(const uint8_t *pem, size_t len, STACK_OF(X509_CRL) *
 	for (int i = 0; i < sk_X509_CRL_num(crls); i++) {
 		X509_CRL *crl = sk_X509_CRL_value(crls, i);
 
-		CL_TRY(asn1_epoch(X509_CRL_get0_lastUpdate(crl), &t));
+		CL_TRY(cl_asn1_time_epoch(X509_CRL_get0_lastUpdate(crl), &t));
 		nb = t > nb ? t : nb;
 		if (X509_CRL_get0_nextUpdate(crl)) {
-			CL_TRY(asn1_epoch(X509_CRL_get0_nextUpdate(crl), &t));
+			CL_TRY(cl_asn1_time_epoch(X509_CRL_get0_nextUpdate(crl), &t));
 			na = t < na ? t : na;
 		}
 	}

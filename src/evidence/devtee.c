@@ -119,11 +119,9 @@ int cl_devtee_report_sign(struct cl_devtee_report *r, EVP_PKEY *key,
 			  uint8_t out[CL_DEVTEE_REPORT_LEN])
 {
 	EVP_MD_CTX *md = NULL;
-	ECDSA_SIG *sig = NULL;
 	unsigned char der[160];
-	const unsigned char *dp = der;
+	uint8_t rs[2 * CL_DEVTEE_HASH_LEN];
 	size_t dlen = sizeof(der);
-	const BIGNUM *br = NULL, *bs = NULL;
 	int rc = CL_OK;
 
 	CL_CHECK(is_p384(key), CL_ERR_ARG, "the dev-TEE signing key must be EC P-384");
@@ -136,15 +134,11 @@ int cl_devtee_report_sign(struct cl_devtee_report *r, EVP_PKEY *key,
 	CL_CHECK(EVP_DigestSignInit(md, NULL, EVP_sha384(), NULL, key) == 1 &&
 			 EVP_DigestSign(md, der, &dlen, out, CL_DEVTEE_SIGNED_LEN) == 1,
 		 CL_ERR_CRYPTO, "cannot sign the dev-TEE report");
-	sig = d2i_ECDSA_SIG(NULL, &dp, (long)dlen);
-	CL_CHECK(sig, CL_ERR_CRYPTO, "cannot decode the report signature");
-	ECDSA_SIG_get0(sig, &br, &bs);
-	CL_CHECK(BN_bn2binpad(br, r->sig_r, CL_DEVTEE_HASH_LEN) == CL_DEVTEE_HASH_LEN &&
-			 BN_bn2binpad(bs, r->sig_s, CL_DEVTEE_HASH_LEN) == CL_DEVTEE_HASH_LEN,
-		 CL_ERR_CRYPTO, "cannot encode the report signature");
+	CL_TRY(cl_ecdsa_der_to_raw(der, dlen, rs, CL_DEVTEE_HASH_LEN));
+	memcpy(r->sig_r, rs, CL_DEVTEE_HASH_LEN);
+	memcpy(r->sig_s, rs + CL_DEVTEE_HASH_LEN, CL_DEVTEE_HASH_LEN);
 	cl_devtee_report_write(r, out);
 out:
-	ECDSA_SIG_free(sig);
 	EVP_MD_CTX_free(md);
 	ERR_clear_error();
 	return rc;

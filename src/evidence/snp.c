@@ -391,23 +391,12 @@ static int vek_id(const struct cl_verify_opts *o, const uint8_t *cert, size_t n,
 	return ok ? CL_OK : cl_fail(CL_ERR_CRYPTO, "cannot hash certificate");
 }
 
-static int asn1_epoch(const ASN1_TIME *t, int64_t *out)
-{
-	struct tm tm;
-
-	memset(&tm, 0, sizeof(tm));
-	if (!t || ASN1_TIME_to_tm(t, &tm) != 1)
-		return cl_fail(CL_ERR_MALFORMED, "certificate has an invalid validity time");
-	*out = (int64_t)timegm(&tm);
-	return CL_OK;
-}
-
 static int widen_window(X509 *x, int64_t *nb, int64_t *na)
 {
 	int64_t b = 0, a = 0;
 
-	CL_GUARD(asn1_epoch(X509_get0_notBefore(x), &b));
-	CL_GUARD(asn1_epoch(X509_get0_notAfter(x), &a));
+	CL_GUARD(cl_asn1_time_epoch(X509_get0_notBefore(x), &b));
+	CL_GUARD(cl_asn1_time_epoch(X509_get0_notAfter(x), &a));
 	if (b > *nb)
 		*nb = b;
 	if (a < *na)

@@ -377,24 +377,17 @@ static const char *sig_name(uint16_t alg)
 	}
 }
 
-/* DER ECDSA-Sig-Value from the TPM's big-endian r and s. */
+/* DER ECDSA-Sig-Value from the TPM's big-endian r and s (each as long as the TPM made it). */
 static int ecdsa_der(const TPMS_SIGNATURE_ECC *e, unsigned char **der, size_t *len)
 {
-	ECDSA_SIG *s = ECDSA_SIG_new();
-	BIGNUM *r = BN_bin2bn(e->signatureR.buffer, e->signatureR.size, NULL);
-	BIGNUM *ss = BN_bin2bn(e->signatureS.buffer, e->signatureS.size, NULL);
-	int l = 0, rc = CL_OK;
+	uint8_t rs[2 * 66];
+	size_t rn = e->signatureR.size, sn = e->signatureS.size, n = rn > sn ? rn : sn;
 
-	CL_CHECK(s && r && ss && ECDSA_SIG_set0(s, r, ss) == 1, CL_ERR_NOMEM, "out of memory");
-	r = ss = NULL;
-	l = i2d_ECDSA_SIG(s, der);
-	CL_CHECK(l > 0, CL_ERR_CRYPTO, "cannot encode the ECDSA signature");
-	*len = (size_t)l;
-out:
-	BN_free(r);
-	BN_free(ss);
-	ECDSA_SIG_free(s);
-	return rc;
+	CL_ENSURE_MSG(n > 0 && n <= 66, CL_ERR_MALFORMED, "ECDSA signature of %zu-byte values", n);
+	memset(rs, 0, sizeof(rs));
+	memcpy(rs + (n - rn), e->signatureR.buffer, rn);
+	memcpy(rs + n + (n - sn), e->signatureS.buffer, sn);
+	return cl_ecdsa_raw_to_der(rs, n, der, len);
 }
 
 int cl_tpm_signature_verify(EVP_PKEY *ak, const TPMT_SIGNATURE *sig, const uint8_t *msg, size_t n)

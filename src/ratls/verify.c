@@ -123,17 +123,6 @@ static void cache_put(struct cl_ratls_verifier *v, const struct cache_entry *e, 
 	pthread_mutex_unlock(&v->lock);
 }
 
-static int asn1_time(const ASN1_TIME *t, int64_t *out)
-{
-	struct tm tm;
-
-	memset(&tm, 0, sizeof(tm));
-	CL_ENSURE_MSG(t && ASN1_TIME_to_tm(t, &tm) == 1, CL_ERR_MALFORMED,
-		      "certificate has an unreadable validity time");
-	*out = (int64_t)timegm(&tm);
-	return CL_OK;
-}
-
 /* The appraisal verdict for verified claims. */
 static int appraise(struct cl_ratls_verifier *v, const json_t *claims, const uint8_t rd[64],
 		    struct cl_ratls_result *res)
@@ -307,8 +296,8 @@ static int cert_check(struct cl_ratls_verifier *v, X509 *cert, const uint8_t *no
 	int rc = CL_OK;
 
 	CL_ENSURE_MSG(key, CL_ERR_MALFORMED, "certificate has no usable public key");
-	CL_GUARD(asn1_time(X509_get0_notBefore(cert), &nb));
-	CL_GUARD(asn1_time(X509_get0_notAfter(cert), &na));
+	CL_GUARD(cl_asn1_time_epoch(X509_get0_notBefore(cert), &nb));
+	CL_GUARD(cl_asn1_time_epoch(X509_get0_notAfter(cert), &na));
 	CL_ENSURE_MSG(now >= nb, CL_ERR_EXPIRED, "certificate is not valid yet");
 	CL_ENSURE_MSG(now <= na, CL_ERR_EXPIRED, "certificate expired");
 	*not_after = na;

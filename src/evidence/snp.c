@@ -8,7 +8,6 @@
  * records the chain's common validity window, so a hit at any time inside it
  * is exactly what a fresh chain check at that time would conclude.
  */
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +22,7 @@
 #include "cloister/amd.h"
 #include "cloister/crypto.h"
 #include "cloister/endorse.h"
+#include "cloister/memo.h"
 #include "cloister/snp.h"
 #include "envelope.h"
 #include "format.h"
@@ -254,31 +254,14 @@ static int fill_claims(json_t *c, const struct cl_snp_report *r, enum cl_amd_pro
 
 #define SNP_CACHE_SLOTS 64
 
-struct vek_entry {
-	int used;
-	uint8_t id[32];
+/* A verified key as one verification uses it; pkey and inter hold their own references. */
+struct vek {
 	EVP_PKEY *pkey;
 	X509 *inter; /* the ASK or ASVK the chain went through, for the CRL */
 	struct cl_amd_cert_ext ext;
 	enum cl_amd_product product;
 	enum cl_snp_signer signer;
-	int64_t not_before,
-		not_after; /* the chain is valid for every t in [not_before, not_after] */
-	uint64_t last_use;
-};
-
-static struct vek_entry vek_cache[SNP_CACHE_SLOTS];
-static uint64_t vek_clock;
-static pthread_mutex_t vek_lock = PTHREAD_MUTEX_INITIALIZER;
-
-/* A verified key as one verification uses it; pkey holds its own reference. */
-struct vek {
-	EVP_PKEY *pkey;
-	X509 *inter; /* own reference */
-	struct cl_amd_cert_ext ext;
-	enum cl_amd_product product;
-	enum cl_snp_signer signer;
-	int64_t not_before, not_after;
+	int64_t not_before, not_after; /* the chain is valid for every t in between */
 };
 
 static void vek_release(struct vek *v)
@@ -289,106 +272,68 @@ static void vek_release(struct vek *v)
 	v->inter = NULL;
 }
 
-void cl_snp_cache_clear(void)
+/* The cache's copy of a verified key: the caller gets its own references. */
+static int vek_ref(void *value, void *out)
 {
-	pthread_mutex_lock(&vek_lock);
-	for (int i = 0; i < SNP_CACHE_SLOTS; i++) {
-		EVP_PKEY_free(vek_cache[i].pkey);
-		X509_free(vek_cache[i].inter);
-		memset(&vek_cache[i], 0, sizeof(vek_cache[i]));
-	}
-	pthread_mutex_unlock(&vek_lock);
-}
-
-static int cache_lookup(const uint8_t id[32], struct vek *out)
-{
-	int found = 0;
-
-	pthread_mutex_lock(&vek_lock);
-	for (int i = 0; i < SNP_CACHE_SLOTS; i++) {
-		struct vek_entry *e = &vek_cache[i];
-
-		if (!e->used || memcmp(e->id, id, 32) != 0)
-			continue;
-		if (EVP_PKEY_up_ref(e->pkey) != 1)
-			break;
-		if (X509_up_ref(e->inter) != 1) {
-			EVP_PKEY_free(e->pkey);
-			break;
-		}
-		out->pkey = e->pkey;
-		out->inter = e->inter;
-		out->ext = e->ext;
-		out->product = e->product;
-		out->signer = e->signer;
-		out->not_before = e->not_before;
-		out->not_after = e->not_after;
-		e->last_use = ++vek_clock;
-		found = 1;
-		break;
-	}
-	pthread_mutex_unlock(&vek_lock);
-	return found;
-}
-
-static void cache_insert(const uint8_t id[32], const struct vek *v)
-{
-	struct vek_entry *slot = NULL;
+	const struct vek *v = value;
+	struct vek *o = out;
 
 	if (EVP_PKEY_up_ref(v->pkey) != 1)
-		return;
+		return 0;
 	if (X509_up_ref(v->inter) != 1) {
 		EVP_PKEY_free(v->pkey);
+		return 0;
+	}
+	*o = *v;
+	return 1;
+}
+
+static void vek_drop(void *value)
+{
+	vek_release(value);
+	free(value);
+}
+
+/*
+ * Verified VCEK/VLEK chains, keyed by the certificate and the intermediates
+ * it was checked with, each valid for the window of its chain.
+ */
+static struct cl_memo vek_memo =
+	CL_MEMO_INIT("snp-vek", SNP_CACHE_SLOTS, CL_MEMO_VERIFIED, vek_ref, vek_drop);
+
+void cl_snp_cache_clear(void)
+{
+	cl_memo_clear(&vek_memo);
+}
+
+static void cache_insert(const struct cl_memo_key *k, const struct vek *v)
+{
+	struct vek *copy = malloc(sizeof(*copy));
+
+	if (!copy || vek_ref((void *)v, copy) != 1) {
+		free(copy);
 		return;
 	}
-	pthread_mutex_lock(&vek_lock);
-	for (int i = 0; i < SNP_CACHE_SLOTS; i++) {
-		struct vek_entry *e = &vek_cache[i];
-
-		if (e->used && memcmp(e->id, id, 32) == 0) {
-			slot = e; /* another thread got there first */
-			break;
-		}
-		if (!slot || !e->used || (slot->used && e->last_use < slot->last_use))
-			slot = e;
-	}
-	EVP_PKEY_free(slot->pkey);
-	X509_free(slot->inter);
-	slot->used = 1;
-	memcpy(slot->id, id, 32);
-	slot->pkey = v->pkey;
-	slot->inter = v->inter;
-	slot->ext = v->ext;
-	slot->product = v->product;
-	slot->signer = v->signer;
-	slot->not_before = v->not_before;
-	slot->not_after = v->not_after;
-	slot->last_use = ++vek_clock;
-	pthread_mutex_unlock(&vek_lock);
+	cl_memo_put(&vek_memo, k, copy, v->not_before, v->not_after);
 }
 
 /* Identity of a (certificate, intermediates) pair: what a cached verdict depends on. */
-static int vek_id(const struct cl_verify_opts *o, const uint8_t *cert, size_t n, uint8_t id[32])
+static int vek_id(const struct cl_verify_opts *o, const uint8_t *cert, size_t n,
+		  struct cl_memo_key *k)
 {
-	static const uint8_t none[32];
-	uint8_t certs_digest[32];
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	int ok = 0;
+	static const uint8_t none[1];
+	int given = o->snp.certs && o->snp.certs_len;
+	uint8_t len[8];
+	struct cl_memo_part parts[3] = {
+		{len, sizeof(len)},
+		{given ? o->snp.certs : none, given ? o->snp.certs_len : 0},
+		{cert, n},
+	};
 
-	if (!ctx)
-		return cl_fail(CL_ERR_NOMEM, "out of memory");
-	if (o->snp.certs && o->snp.certs_len &&
-	    cl_digest(CL_SHA256, o->snp.certs, o->snp.certs_len, certs_digest) < 0) {
-		EVP_MD_CTX_free(ctx);
-		return cl_fail(CL_ERR_CRYPTO, "cannot hash the given certificates");
-	}
-	ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
-	     EVP_DigestUpdate(ctx, "cloister-snp-vek\0", 17) == 1 &&
-	     EVP_DigestUpdate(ctx, o->snp.certs && o->snp.certs_len ? certs_digest : none, 32) ==
-		     1 &&
-	     EVP_DigestUpdate(ctx, cert, n) == 1 && EVP_DigestFinal_ex(ctx, id, NULL) == 1;
-	EVP_MD_CTX_free(ctx);
-	return ok ? CL_OK : cl_fail(CL_ERR_CRYPTO, "cannot hash certificate");
+	/* The intermediates' length first, so no split of the bytes maps to the same key. */
+	for (int i = 0; i < 8; i++)
+		len[i] = (uint8_t)((uint64_t)parts[1].n >> (8 * i));
+	return cl_memo_key_parts(k, "snp-vek", parts, 3);
 }
 
 static int widen_window(X509 *x, int64_t *nb, int64_t *na)
@@ -831,18 +776,17 @@ static int snp_verify(const struct cl_evidence *e, const struct cl_verify_opts *
 	size_t given_len = 0;
 	int rc = CL_OK, hit = 0;
 	int64_t at = o->at ? o->at : (int64_t)time(NULL);
-	uint8_t id[32];
+	struct cl_memo_key id;
 	char name[256];
 
 	memset(&src, 0, sizeof(src));
 	memset(&v, 0, sizeof(v));
 	CL_TRY(vek_given(e, o, &given, &given_len));
 	CL_TRY(vek_find(r, o, given, given_len, p->have_cpu, p->cpu, &src));
-	CL_TRY(vek_id(o, src.p, src.n, id));
-	hit = !cl_cache_bypassed() && cache_lookup(id, &v);
+	CL_TRY(vek_id(o, src.p, src.n, &id));
+	/* A hit is a chain verified for a window that holds `at`. */
+	hit = cl_memo_get(&vek_memo, &id, at, &v);
 	if (hit) {
-		CL_CHECK(at >= v.not_before && at <= v.not_after, CL_ERR_EXPIRED,
-			 "certificate chain is not valid at the verification time");
 		CL_CHECK(v.signer == r->signer, CL_ERR_MISMATCH,
 			 "report signing key kind does not match the certificate");
 		CL_CHECK(!p->have_cpu || v.product == p->cpu, CL_ERR_MISMATCH,
@@ -859,8 +803,8 @@ static int snp_verify(const struct cl_evidence *e, const struct cl_verify_opts *
 		CL_TRY(check_hwid(r, &v));
 	CL_TRY(check_tcb(r, &v));
 	CL_TRY(check_revocation(o, &v, src.fetched, at, c));
-	if (!hit && !cl_cache_bypassed())
-		cache_insert(id, &v);
+	if (!hit)
+		cache_insert(&id, &v);
 	if (src.fetched && (cl_amd_vcek_cache_name(v.product, r->chip_id, r->reported_tcb, name,
 						   sizeof(name)) != CL_OK ||
 			    cl_cache_put(o->cache_dir, "amd", name, src.p, src.n) != CL_OK))

@@ -296,11 +296,12 @@ static int cmd_serve(int argc, char **argv)
 	if (!p_store || !p_kek || !p_tkey || !p_apub)
 		goto out;
 	if (!store) {
-		char *s = malloc(strlen(p_store) + 8);
+		size_t n = strlen(p_store) + 8;
+		char *s = malloc(n);
 
 		if (!s)
 			goto out;
-		sprintf(s, "sqlite:%s", p_store);
+		snprintf(s, n, "sqlite:%s", p_store);
 		free(p_store);
 		p_store = s;
 		store = p_store;

@@ -37,7 +37,7 @@ header_owner() {
 	core.h | memo.h) echo core ;;
 	crypto.h | jws.h) echo crypto ;;
 	endorse.h | amd.h) echo endorse ;;
-	evidence.h | snp.h | dcap.h | tpm.h | eventlog.h | cbor.h | devtee_report.h) echo evidence ;;
+	evidence.h | snp.h | dcap.h | tpm.h | eventlog.h | cbor.h | cose.h | devtee_report.h) echo evidence ;;
 	appraise.h) echo appraise ;;
 	attest.h | attest_tpm.h) echo attest ;;
 	devtee.h) echo devtee ;;

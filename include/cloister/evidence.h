@@ -25,6 +25,7 @@ enum cl_format {
 	CL_FORMAT_SGX,
 	CL_FORMAT_DEVTEE,
 	CL_FORMAT_TPM,
+	CL_FORMAT_PSA,
 };
 
 /* "snp", "tdx", "sgx"; "auto" for CL_FORMAT_AUTO. */
@@ -47,7 +48,7 @@ enum cl_format cl_format_detect(const uint8_t *ev, size_t n);
 /*
  * What a verification may use and must demand. Options that every format
  * reads are at the top; each platform's own are in its group (o.snp.vcek,
- * o.dcap.collateral, o.tpm.ak, o.devtee.root). Zero-initialise
+ * o.dcap.collateral, o.tpm.ak, o.devtee.root, o.psa.iak). Zero-initialise
  * (CL_VERIFY_OPTS_INIT) and set what applies: an unset option means "none
  * given", never "anything goes". Buffers are borrowed for the call.
  */
@@ -126,6 +127,16 @@ struct cl_verify_opts {
 		 */
 		const char *root;
 	} devtee;
+
+	struct {
+		/*
+		 * The device's Initial Attestation Key: a JWK (JSON) or a PEM/DER
+		 * SubjectPublicKeyInfo, EC P-256 or P-384. There is no vendor root
+		 * for PSA: without it, PSA tokens are rejected.
+		 */
+		const uint8_t *iak;
+		size_t iak_len;
+	} psa;
 };
 
 #define CL_VERIFY_OPTS_INIT                                                                        \

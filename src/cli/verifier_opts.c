@@ -92,6 +92,9 @@ int verifier_opts_handle(struct verifier_opts *v, int c, const char *arg)
 	case VOPT_CRL:
 		v->crl_path = arg;
 		return 1;
+	case VOPT_PSA_IAK:
+		v->psa_iak_path = arg;
+		return 1;
 	default:
 		return 0;
 	}
@@ -110,6 +113,7 @@ int verifier_opts_load(struct verifier_opts *v)
 	CL_GUARD(verifier_path_check("--ak-roots", v->ak_roots_path, VPATH_FILE));
 	CL_GUARD(verifier_path_check("--cache-dir", v->verify.cache_dir, VPATH_CACHE_DIR));
 	CL_GUARD(verifier_path_check("--crl", v->crl_path, VPATH_FILE));
+	CL_GUARD(verifier_path_check("--psa-iak", v->psa_iak_path, VPATH_FILE));
 	if (v->vcek_path) {
 		CL_GUARD(cl_read_file(v->vcek_path, 64 * 1024, &v->vcek));
 		v->verify.snp.vcek = v->vcek.data;
@@ -142,6 +146,11 @@ int verifier_opts_load(struct verifier_opts *v)
 		CL_GUARD(cl_read_file(v->devtee_root_path, 64 * 1024, &v->devtee_root));
 		v->verify.devtee.root = (const char *)v->devtee_root.data;
 	}
+	if (v->psa_iak_path) {
+		CL_GUARD(cl_read_file(v->psa_iak_path, 64 * 1024, &v->psa_iak));
+		v->verify.psa.iak = v->psa_iak.data;
+		v->verify.psa.iak_len = v->psa_iak.len;
+	}
 	if (v->policy_path)
 		CL_GUARD(cl_policy_load_file(v->policy_path, &v->policy));
 	if (v->corim_key_path) {
@@ -167,5 +176,6 @@ void verifier_opts_free(struct verifier_opts *v)
 	cl_buf_free(&v->ak);
 	cl_buf_free(&v->ak_roots);
 	cl_buf_free(&v->crl);
+	cl_buf_free(&v->psa_iak);
 	memset(v, 0, sizeof(*v));
 }

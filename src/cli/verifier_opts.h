@@ -4,7 +4,7 @@
  * accepts the same flags with the same meaning. A command splices
  * VERIFIER_LONGOPTS into its getopt_long table, hands each option to
  * verifier_opts_handle(), then calls verifier_opts_load() once; the filled
- * struct cl_verify_opts is v->verify (platform groups: snp, dcap, tpm, devtee).
+ * struct cl_verify_opts is v->verify (platform groups: snp, dcap, tpm, devtee, psa).
  */
 #ifndef CLOISTER_CLI_VERIFIER_OPTS_H
 #define CLOISTER_CLI_VERIFIER_OPTS_H
@@ -31,6 +31,7 @@ enum {
 	VOPT_KDS_URL,
 	VOPT_PCS_URL,
 	VOPT_CRL,
+	VOPT_PSA_IAK,
 };
 
 #define VERIFIER_LONGOPTS                                                                          \
@@ -49,6 +50,7 @@ enum {
 		{"cache-dir", required_argument, NULL, VOPT_CACHE_DIR},                            \
 		{"kds-url", required_argument, NULL, VOPT_KDS_URL},                                \
 		{"crl", required_argument, NULL, VOPT_CRL},                                        \
+		{"psa-iak", required_argument, NULL, VOPT_PSA_IAK},                                \
 	{                                                                                          \
 		"pcs-url", required_argument, NULL, VOPT_PCS_URL                                   \
 	}
@@ -74,7 +76,9 @@ enum {
 	"  --ak FILE           TPM: the trusted attestation key (PEM/DER SPKI,\n"                  \
 	"                      TPM2B_PUBLIC or TPMT_PUBLIC)\n"                                     \
 	"  --ak-roots FILE     TPM: roots (PEM) the evidence's ak_cert must chain to\n"            \
-	"  --devtee-root PEM   trust dev-TEE reports signed by this development root\n"
+	"  --devtee-root PEM   trust dev-TEE reports signed by this development root\n"            \
+	"  --psa-iak FILE      PSA: the device's Initial Attestation Key (JWK, or PEM/DER\n"       \
+	"                      public key); PSA tokens are rejected without it\n"
 
 struct verifier_opts {
 	struct cl_verify_opts verify; /* filled in by handle() and load() */
@@ -96,6 +100,8 @@ struct verifier_opts {
 	struct cl_buf crl;	/* verify.snp.crl */
 	const char *devtee_root_path;
 	struct cl_buf devtee_root; /* PEM text; verify.devtee.root points into it */
+	const char *psa_iak_path;
+	struct cl_buf psa_iak; /* verify.psa.iak */
 };
 /* What a path option must name. */
 enum verifier_path_kind {

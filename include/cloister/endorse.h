@@ -28,6 +28,8 @@ X509 *cl_amd_ask(enum cl_amd_product p);
 X509 *cl_amd_asvk(enum cl_amd_product p);
 /* The pinned Intel SGX Root CA (shared, do not free). */
 X509 *cl_intel_root(void);
+/* The pinned AWS Nitro Enclaves Root-G1 (shared, do not free). */
+X509 *cl_aws_nitro_root(void);
 
 /* ------------------------------------------------------------- fetching */
 

@@ -8,6 +8,7 @@
 
 static X509 *amd_certs[CL_AMD_PRODUCT_COUNT][3];
 static X509 *intel_root;
+static X509 *aws_nitro_root;
 static pthread_once_t roots_once = PTHREAD_ONCE_INIT;
 
 static X509 *parse_pem(const char *pem)
@@ -31,6 +32,7 @@ static void load_roots(void)
 		for (int i = 0; i < 3; i++)
 			amd_certs[p][i] = parse_pem(pems[p][i]);
 	intel_root = parse_pem(cl_intel_sgx_root_pem);
+	aws_nitro_root = parse_pem(cl_aws_nitro_root_pem);
 }
 
 const char *cl_amd_product_name(enum cl_amd_product p)
@@ -67,4 +69,10 @@ X509 *cl_intel_root(void)
 {
 	pthread_once(&roots_once, load_roots);
 	return intel_root;
+}
+
+X509 *cl_aws_nitro_root(void)
+{
+	pthread_once(&roots_once, load_roots);
+	return aws_nitro_root;
 }

@@ -11,5 +11,6 @@ extern const char cl_amd_turin_ark_pem[];
 extern const char cl_amd_turin_ask_pem[];
 extern const char cl_amd_turin_asvk_pem[];
 extern const char cl_intel_sgx_root_pem[];
+extern const char cl_aws_nitro_root_pem[];
 
 #endif

@@ -26,6 +26,7 @@ enum cl_format {
 	CL_FORMAT_DEVTEE,
 	CL_FORMAT_TPM,
 	CL_FORMAT_PSA,
+	CL_FORMAT_NITRO,
 };
 
 /* "snp", "tdx", "sgx"; "auto" for CL_FORMAT_AUTO. */
@@ -137,6 +138,15 @@ struct cl_verify_opts {
 		const uint8_t *iak;
 		size_t iak_len;
 	} psa;
+
+	struct {
+		/*
+		 * Demand exactly this nonce in the attestation document when
+		 * non-NULL (the root is pinned: nothing else to give).
+		 */
+		const uint8_t *nonce;
+		size_t nonce_len;
+	} nitro;
 };
 
 #define CL_VERIFY_OPTS_INIT                                                                        \

@@ -29,7 +29,8 @@ static void usage(FILE *f)
 		"  --ear               print an EAR attestation result instead of JSON\n"
 		"  --signing-key FILE  EAR signing key (PEM EC P-256 → ES256, P-384 → ES384)\n"
 		"  --nonce HEX         freshness nonce, 1..64 bytes. Evidence: a TPM quote's\n"
-		"                      extraData must equal it (any length the TPM accepts).\n"
+		"                      extraData must equal it (any length the TPM accepts);\n"
+		"                      a Nitro document's nonce must equal it.\n"
 		"                      EAR: it is carried as eat_nonce, which must be 8..64 bytes\n"
 		"  --ttl SECONDS       EAR lifetime (default 300)\n"
 		"  --report-data HEX   demand this REPORT_DATA (zero-padded to 64 bytes)\n"
@@ -231,6 +232,8 @@ int cmd_verify(int argc, char **argv)
 	o = vo.verify;
 	o.tpm.nonce = nonce;
 	o.tpm.nonce_len = nonce_len;
+	o.nitro.nonce = nonce;
+	o.nitro.nonce_len = nonce_len;
 
 	if (cl_verify_evidence(ev.data, ev.len, &o, &res) != CL_OK)
 		cl_log_debug("verification failed: %s", res.reason);

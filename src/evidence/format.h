@@ -65,6 +65,7 @@ extern const struct cl_format_ops cl_sgx_format;
 extern const struct cl_format_ops cl_devtee_format;
 extern const struct cl_format_ops cl_tpm_format;
 extern const struct cl_format_ops cl_psa_format;
+extern const struct cl_format_ops cl_nitro_format;
 
 /* registry.c */
 /* The descriptor for id, or NULL (CL_FORMAT_AUTO, unknown). */

@@ -11,8 +11,8 @@
 #include "internal.h"
 
 static const struct cl_format_ops *const formats[] = {
-	&cl_snp_format,	   &cl_tdx_format, &cl_sgx_format,
-	&cl_devtee_format, &cl_tpm_format, &cl_psa_format,
+	&cl_snp_format, &cl_tdx_format, &cl_sgx_format,	  &cl_devtee_format,
+	&cl_tpm_format, &cl_psa_format, &cl_nitro_format,
 };
 
 #define NFORMATS (sizeof(formats) / sizeof(formats[0]))

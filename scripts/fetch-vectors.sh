@@ -32,6 +32,21 @@ if how == "last-cert-of-tcb_info_issuer_chain":
 elif how == "zip-member-root.pem":
     with zipfile.ZipFile(src) as z:
         open(out, "wb").write(z.read("root.pem"))
+elif how.startswith("go-hex-") or how.startswith("go-jwk-public-"):
+    # A Go raw string (NAME := `...` or NAME = `...`) in a Go test file.
+    name = how.split("-", 3)[-1] if how.startswith("go-jwk-") else how[len("go-hex-"):]
+    m = re.search(r"\b" + re.escape(name) + r"\s*:?=\s*`([^`]*)`", open(src).read())
+    if not m:
+        sys.exit("no raw string " + name + " in " + src)
+    if how.startswith("go-hex-"):
+        # hex split over lines, '#' comments allowed (psatoken's mustHexDecode)
+        hexs = re.sub(r"[ \t\n]", "", re.sub(r"#.*\n", "", m.group(1)))
+        open(out, "wb").write(bytes.fromhex(hexs))
+    else:
+        # the public part of a JWK, in a fixed layout
+        k = json.loads(m.group(1))
+        pub = {f: k[f] for f in ("kty", "crv", "x", "y")}
+        open(out, "w").write(json.dumps(pub, indent=2) + "\n")
 else:
     sys.exit("unknown extraction " + how)
 PY

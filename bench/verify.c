@@ -16,6 +16,8 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include <cbor.h>
+
 #include "cloister/crypto.h"
 #include "cloister/evidence.h"
 #include "bench.h"
@@ -156,6 +158,67 @@ static void bench_dcap(const char *name, const char *quote, const char *coll, si
 	cl_buf_free(&c.ev);
 }
 
+/*
+ * Nitro: the floor is the one P-384 verification of the COSE Sig_structure
+ * (built here by hand from the untagged document) under the certificate's key.
+ */
+static void bench_nitro(void)
+{
+	struct cl_buf t = bench_load("nitro/blocky-nitrite/nitro_attestation.b64");
+	struct bench_vcase c = {{0}, CL_VERIFY_OPTS_INIT};
+	struct floor f = {.n = 1, .md = EVP_sha384()};
+	struct cl_buf tbs = {0};
+	struct cbor_load_result lr;
+	cbor_item_t *doc = NULL;
+	const uint8_t *payload = NULL;
+	size_t plen = 0;
+	X509 *x = NULL;
+	uint8_t *raw = NULL;
+	size_t rawlen = 0;
+
+	/* 84 | 44 a1013822 | a0 | 59 hhhh payload | 58 60 r||s */
+	if (cl_base64_decode((const char *)t.data, t.len, &raw, &rawlen) != CL_OK || rawlen < 106 ||
+	    raw[7] != 0x59)
+		exit(2);
+	plen = (size_t)raw[8] << 8 | raw[9];
+	payload = raw + 10;
+	if (cl_buf_append(&tbs, "\x84\x6aSignature1\x44\xa1\x01\x38\x22\x40\x59", 19) != CL_OK ||
+	    cl_buf_append(&tbs, raw + 8, 2) != CL_OK || cl_buf_append(&tbs, payload, plen) != CL_OK)
+		exit(2);
+	doc = cbor_load(payload, plen, &lr);
+	for (size_t i = 0; doc && i < cbor_map_size(doc); i++) {
+		struct cbor_pair pr = cbor_map_handle(doc)[i];
+
+		if (cbor_isa_string(pr.key) && cbor_string_length(pr.key) == 11 &&
+		    memcmp(cbor_string_handle(pr.key), "certificate", 11) == 0 &&
+		    cl_x509_from_der(cbor_bytestring_handle(pr.value),
+				     cbor_bytestring_length(pr.value), &x) != CL_OK)
+			exit(2);
+	}
+	if (!x)
+		exit(2);
+	f.key[0] = X509_get_pubkey(x);
+	f.msg[0] = tbs.data;
+	f.msglen[0] = tbs.len;
+	f.siglen[0] = raw_to_der(raw + rawlen - 96, raw + rawlen - 48, 48, f.sig[0]);
+	if (cl_buf_append(&c.ev, raw, rawlen) != CL_OK ||
+	    cl_time_parse("2024-09-07T14:37:39.545Z", &c.o.at) != CL_OK)
+		exit(2);
+	c.o.format = CL_FORMAT_NITRO;
+	report("nitro (chain cached)", bench_rate("nitro", bench_run_verify, &c),
+	       bench_rate("floor", run_floor, &f), "1x P-384 verify");
+	c.o.no_cache = 1;
+	report("nitro (chain verified every time)", bench_rate("nitro", bench_run_verify, &c),
+	       bench_rate("floor", run_floor, &f), "1x P-384 verify");
+	EVP_PKEY_free(f.key[0]);
+	X509_free(x);
+	cbor_decref(&doc);
+	free(raw);
+	cl_buf_free(&tbs);
+	cl_buf_free(&c.ev);
+	cl_buf_free(&t);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1)
@@ -168,5 +231,6 @@ int main(int argc, char **argv)
 	/* TDX v4: header 48 + TD report 584; SGX v3: header 48 + enclave report 384. */
 	bench_dcap("tdx", "tdx/dcap-qvl/tdx_quote", "tdx/dcap-qvl/tdx_quote_collateral.json", 632);
 	bench_dcap("sgx", "sgx/dcap-qvl/sgx_quote", "sgx/dcap-qvl/sgx_quote_collateral.json", 432);
+	bench_nitro();
 	return 0;
 }

@@ -24,8 +24,8 @@ static void usage(FILE *f)
 		"whenever the evidence verified, whatever the token's status; 1 when it did not.\n"
 		"\n"
 		"options:\n"
-		"  --format F          auto (default), snp, tdx, sgx, devtee or "
-		"tpm\n" VERIFIER_OPTS_HELP
+		"  --format F          auto (default), snp, tdx, sgx, devtee, tpm or "
+		"nitro\n" VERIFIER_OPTS_HELP
 		"  --ear               print an EAR attestation result instead of JSON\n"
 		"  --signing-key FILE  EAR signing key (PEM EC P-256 → ES256, P-384 → ES384)\n"
 		"  --nonce HEX         freshness nonce, 1..64 bytes. Evidence: a TPM quote's\n"

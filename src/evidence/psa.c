@@ -42,6 +42,7 @@
 #include "cloister/cbor.h"
 #include "cloister/cose.h"
 #include "cloister/crypto.h"
+#include "cloister/memo.h"
 #include "format.h"
 #include "internal.h"
 
@@ -426,7 +427,7 @@ static int iak_check(EVP_PKEY *k, int64_t alg)
 }
 
 /* The caller's IAK: a JWK (JSON) or a PEM/DER SubjectPublicKeyInfo. */
-static int iak_load(const uint8_t *p, size_t n, EVP_PKEY **out)
+static int iak_decode(const uint8_t *p, size_t n, EVP_PKEY **out)
 {
 	json_t *jwk = NULL;
 	json_error_t err;
@@ -464,6 +465,42 @@ static int iak_load(const uint8_t *p, size_t n, EVP_PKEY **out)
 		*out = NULL;
 		CL_BAIL(CL_ERR_ARG, "--psa-iak: not an EC key");
 	}
+	return CL_OK;
+}
+
+/*
+ * Decoded IAKs by SHA-256 of the caller's bytes: a verifier checks every token
+ * of a device against the same key, and turning a JWK into an EVP_PKEY costs
+ * more than the signature check. Only decoding is cached; every signature is
+ * verified.
+ */
+static int iak_ref(void *value, void *out)
+{
+	if (EVP_PKEY_up_ref(value) != 1)
+		return 0;
+	*(EVP_PKEY **)out = value;
+	return 1;
+}
+
+static void iak_drop(void *value)
+{
+	EVP_PKEY_free(value);
+}
+
+static struct cl_memo iaks = CL_MEMO_INIT("psa iak", 16, CL_MEMO_DECODED, iak_ref, iak_drop);
+
+static int iak_load(const uint8_t *p, size_t n, EVP_PKEY **out)
+{
+	struct cl_memo_key k;
+
+	*out = NULL;
+	CL_ENSURE_MSG(p && n > 0 && n <= 64 * 1024, CL_ERR_ARG, "--psa-iak: empty or too large");
+	CL_GUARD(cl_memo_key(&k, "psa iak", p, n));
+	if (cl_memo_get(&iaks, &k, 0, out))
+		return CL_OK;
+	CL_GUARD(iak_decode(p, n, out));
+	if (EVP_PKEY_up_ref(*out) == 1)
+		cl_memo_put(&iaks, &k, *out, CL_MEMO_ALWAYS_FROM, CL_MEMO_ALWAYS_UNTIL);
 	return CL_OK;
 }
 

@@ -17,6 +17,7 @@
 #include <openssl/x509.h>
 
 #include <cbor.h>
+#include <jose/openssl.h>
 
 #include "cloister/crypto.h"
 #include "cloister/evidence.h"
@@ -219,6 +220,48 @@ static void bench_nitro(void)
 	cl_buf_free(&t);
 }
 
+/*
+ * PSA: one ES256 verification, the floor beside it being one bare P-256
+ * verification of the same Sig_structure (built here by hand from the
+ * tagged token) under the IAK, parsed once.
+ */
+static void bench_psa(void)
+{
+	struct bench_vcase c = {bench_load("psa/veraison-psatoken/tfm-p2-token.cbor"),
+				CL_VERIFY_OPTS_INIT};
+	struct cl_buf iak = bench_load("psa/veraison-psatoken/tfm-iak-pub.jwk.json");
+	struct floor f = {.n = 1, .md = EVP_sha256()};
+	struct cl_buf tbs = {0};
+	json_t *jwk = json_loadb((const char *)iak.data, iak.len, 0, NULL);
+	const uint8_t *t = c.ev.data;
+	size_t plen = 0;
+
+	/* d2 84 | 43 a10126 | a0 | 59 hhhh payload | 58 40 r||s */
+	if (c.ev.len < 12 + 66 || t[0] != 0xd2 || t[7] != 0x59)
+		exit(2);
+	plen = (size_t)t[8] << 8 | t[9];
+	if (10 + plen + 66 != c.ev.len ||
+	    cl_buf_append(&tbs, "\x84\x6aSignature1\x43\xa1\x01\x26\x40\x59", 18) != CL_OK ||
+	    cl_buf_append(&tbs, t + 8, 2 + plen) != CL_OK)
+		exit(2);
+	f.key[0] = jwk ? jose_openssl_jwk_to_EVP_PKEY(NULL, jwk) : NULL;
+	if (!f.key[0])
+		exit(2);
+	f.msg[0] = tbs.data;
+	f.msglen[0] = tbs.len;
+	f.siglen[0] = raw_to_der(t + c.ev.len - 64, t + c.ev.len - 32, 32, f.sig[0]);
+	c.o.format = CL_FORMAT_PSA;
+	c.o.psa.iak = iak.data;
+	c.o.psa.iak_len = iak.len;
+	report("psa (IAK as JWK)", bench_rate("psa", bench_run_verify, &c),
+	       bench_rate("floor", run_floor, &f), "1x P-256 verify");
+	EVP_PKEY_free(f.key[0]);
+	json_decref(jwk);
+	cl_buf_free(&tbs);
+	cl_buf_free(&iak);
+	cl_buf_free(&c.ev);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1)
@@ -232,5 +275,6 @@ int main(int argc, char **argv)
 	bench_dcap("tdx", "tdx/dcap-qvl/tdx_quote", "tdx/dcap-qvl/tdx_quote_collateral.json", 632);
 	bench_dcap("sgx", "sgx/dcap-qvl/sgx_quote", "sgx/dcap-qvl/sgx_quote_collateral.json", 432);
 	bench_nitro();
+	bench_psa();
 	return 0;
 }

@@ -370,7 +370,7 @@ static int nitro_claims(const struct cl_evidence *e, json_t **claims)
 	*claims = c;
 	CL_CHECK(c && pcrs, CL_ERR_NOMEM, "out of memory");
 	for (int i = 0; i < NITRO_MAX_PCRS; i++) {
-		char key[4];
+		char key[12];
 
 		if (!d->pcr[i].present)
 			continue;

@@ -611,26 +611,40 @@ out:
 /* ------------------------------------------------------------- format */
 
 /*
- * Tag 18 around an array of four, and a PSA claim key somewhere after it:
- * the psa 2.0.0 profile string under key 265, or a head of one of the keys
+ * A tagged COSE_Sign1 whose payload is a map holding a PSA claim key: the
+ * psa 2.0.0 profile string under key 265, or the head of one of the keys
  * -75000..-75010 (0x3a 0x00 0x01 0x24 0xf7..0xff, 0x3a 0x00 0x01 0x25
  * 0x00..0x01). Other COSE_Sign1 evidence (Nitro) keys its payload by text.
  */
-static int psa_detect(const uint8_t *ev, size_t n, const json_t *json)
+static int psa_payload_keys(const uint8_t *p, size_t n)
 {
 	static const uint8_t p2[] = "\x19\x01\x09\x78\x18" PSA_P2_NAME;
+
+	if (n < 1 || (p[0] >> 5) != 5) /* major type 5: a map */
+		return 0;
+	if (memmem(p, n, p2, sizeof(p2) - 1))
+		return 1;
+	for (size_t i = 1; i + 5 <= n; i++)
+		if (p[i] == 0x3a && p[i + 1] == 0x00 && p[i + 2] == 0x01 &&
+		    ((p[i + 3] == 0x24 && p[i + 4] >= 0xf7) ||
+		     (p[i + 3] == 0x25 && p[i + 4] <= 0x01)))
+			return 1;
+	return 0;
+}
+
+static int psa_detect(const uint8_t *ev, size_t n, const json_t *json)
+{
+	struct cl_cose_sign1 s;
+	int yes = 0;
 
 	(void)json;
 	if (n < 8 || ev[0] != 0xd2 || ev[1] != 0x84)
 		return 0;
-	if (memmem(ev, n, p2, sizeof(p2) - 1))
-		return 1;
-	for (size_t i = 2; i + 5 <= n; i++)
-		if (ev[i] == 0x3a && ev[i + 1] == 0x00 && ev[i + 2] == 0x01 &&
-		    ((ev[i + 3] == 0x24 && ev[i + 4] >= 0xf7) ||
-		     (ev[i + 3] == 0x25 && ev[i + 4] <= 0x01)))
-			return 1;
-	return 0;
+	if (cl_cose_sign1_parse(ev, n, &s) == CL_OK)
+		yes = psa_payload_keys(s.payload, s.payload_len);
+	cl_cose_sign1_free(&s);
+	cl_error_clear(); /* a guess leaves no failure detail */
+	return yes;
 }
 
 static void psa_free(void *parsed)

@@ -299,6 +299,32 @@ static void test_claim_checks(void)
 	cl_verify_result_free(&r);
 }
 
+/* Detection wants tag 18 and PSA claim keys; an untagged token is refused. */
+static void test_detect(void)
+{
+	struct cl_buf t = vector_read(DIR "tfm-p2-token.cbor");
+	static const uint8_t text_keys[] = {0xa1, 0x69, 'm', 'o', 'd',	'u', 'l',
+					    'e',  '_',	'i', 'd', 0x61, 'x'};
+	struct cl_verify_opts o = CL_VERIFY_OPTS_INIT;
+	struct cl_verify_result r = {0};
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	uint8_t *tok = NULL;
+	size_t tok_len = 0;
+
+	CHECK(k && cl_cose_sign1_sign(k, text_keys, sizeof(text_keys), 1, &tok, &tok_len) == CL_OK);
+	CHECK(cl_format_detect(tok, tok_len) != CL_FORMAT_PSA);
+	CHECK(cl_format_detect(t.data + 1, t.len - 1) != CL_FORMAT_PSA);
+	o.format = CL_FORMAT_PSA;
+	o.psa.iak = iak.data;
+	o.psa.iak_len = iak.len;
+	CHECK_EQ_INT(cl_verify_evidence(t.data + 1, t.len - 1, &o, &r), CL_ERR_MALFORMED);
+	CHECK(strstr(r.reason, "tag 18") != NULL);
+	cl_verify_result_free(&r);
+	free(tok);
+	EVP_PKEY_free(k);
+	cl_buf_free(&t);
+}
+
 int main(void)
 {
 	iak = vector_read(DIR "tfm-iak-pub.jwk.json");
@@ -307,6 +333,7 @@ int main(void)
 	RUN(test_report_data);
 	RUN(test_mutations);
 	RUN(test_claim_checks);
+	RUN(test_detect);
 	cl_buf_free(&iak);
 	return test_done("psa_test");
 }

@@ -229,19 +229,42 @@ static void test_mutations(void)
  * The p2 token's payload with one value replaced (same length), re-signed by
  * a key made here: the checks after the signature see real claims.
  */
+/* A payload signed by a key made here, verified under that key. */
+static int resign(const uint8_t *payload, size_t n, int allow_debug, struct cl_verify_result *r)
+{
+	struct cl_verify_opts o = CL_VERIFY_OPTS_INIT;
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	uint8_t *tok = NULL;
+	size_t tok_len = 0, pem_len = 0;
+	char *pem = NULL;
+	int rc = CL_ERR_INTERNAL;
+
+	if (!k || cl_cose_sign1_sign(k, payload, n, 1, &tok, &tok_len) != CL_OK)
+		abort();
+	pem = pem_of(k, &pem_len);
+	o.psa.iak = (const uint8_t *)pem;
+	o.psa.iak_len = pem_len;
+	o.allow_debug = allow_debug;
+	rc = cl_verify_evidence(tok, tok_len, &o, r);
+	free(pem);
+	free(tok);
+	EVP_PKEY_free(k);
+	return rc;
+}
+
+/*
+ * The p2 token's payload with one value replaced (same length), re-signed:
+ * the checks after the signature see real claims.
+ */
 static int resigned(const uint8_t *from, const uint8_t *to, size_t n, int allow_debug,
 		    struct cl_verify_result *r)
 {
 	struct cl_buf t = vector_read(DIR "tfm-p2-token.cbor");
 	struct cl_cose_sign1 s;
-	struct cl_verify_opts o = CL_VERIFY_OPTS_INIT;
-	EVP_PKEY *k = EVP_EC_gen("P-256");
-	uint8_t *payload = NULL, *tok = NULL;
-	size_t tok_len = 0, pem_len = 0;
-	char *pem = NULL;
+	uint8_t *payload = NULL;
 	int rc = CL_ERR_INTERNAL;
 
-	if (!k || cl_cose_sign1_parse(t.data, t.len, &s) != CL_OK)
+	if (cl_cose_sign1_parse(t.data, t.len, &s) != CL_OK)
 		abort();
 	payload = malloc(s.payload_len);
 	if (!payload)
@@ -252,20 +275,59 @@ static int resigned(const uint8_t *from, const uint8_t *to, size_t n, int allow_
 			memcpy(payload + i, to, n);
 			break;
 		}
-	if (cl_cose_sign1_sign(k, payload, s.payload_len, 1, &tok, &tok_len) != CL_OK)
-		abort();
-	pem = pem_of(k, &pem_len);
-	o.psa.iak = (const uint8_t *)pem;
-	o.psa.iak_len = pem_len;
-	o.allow_debug = allow_debug;
-	rc = cl_verify_evidence(tok, tok_len, &o, r);
-	free(pem);
-	free(tok);
+	rc = resign(payload, s.payload_len, allow_debug, r);
 	free(payload);
 	cl_cose_sign1_free(&s);
-	EVP_PKEY_free(k);
 	cl_buf_free(&t);
 	return rc;
+}
+
+static size_t find(const uint8_t *p, size_t n, const uint8_t *what, size_t wn)
+{
+	for (size_t i = 0; i + wn <= n; i++)
+		if (memcmp(p + i, what, wn) == 0)
+			return i;
+	abort();
+}
+
+/*
+ * Profile 1 without software measurements: the p1 payload with its
+ * components (-75006, up to the verification service -75010 that follows
+ * them) replaced by no-software-measurements (-75007: 1); with both present
+ * (one more map entry) it is malformed.
+ */
+static void test_no_sw_measurements(void)
+{
+	static const uint8_t swc[] = {0x3a, 0x00, 0x01, 0x24, 0xfd};
+	static const uint8_t vsi[] = {0x3a, 0x00, 0x01, 0x25, 0x01};
+	static const uint8_t none[] = {0x3a, 0x00, 0x01, 0x24, 0xfe, 0x01};
+	struct cl_buf t = vector_read(DIR "tfm-p1-token.cbor"), p = {0};
+	struct cl_verify_result r = {0};
+	struct cl_cose_sign1 s;
+	size_t a = 0, b = 0;
+
+	if (cl_cose_sign1_parse(t.data, t.len, &s) != CL_OK)
+		abort();
+	a = find(s.payload, s.payload_len, swc, sizeof(swc));
+	b = find(s.payload, s.payload_len, vsi, sizeof(vsi));
+	CHECK(a < b);
+	CHECK(cl_buf_append(&p, s.payload, a) == CL_OK &&
+	      cl_buf_append(&p, none, sizeof(none)) == CL_OK &&
+	      cl_buf_append(&p, s.payload + b, s.payload_len - b) == CL_OK);
+	CHECK_EQ_INT(resign(p.data, p.len, 0, &r), CL_OK);
+	CHECK_EQ_INT(json_array_size(json_object_get(r.claims, "sw_components")), 0);
+	CHECK_STR(claim(&r, "measurement"), "");
+	cl_verify_result_free(&r);
+	p.len = 0;
+	CHECK(s.payload[0] == 0xaa);
+	CHECK(cl_buf_append(&p, "\xab", 1) == CL_OK &&
+	      cl_buf_append(&p, s.payload + 1, s.payload_len - 1) == CL_OK &&
+	      cl_buf_append(&p, none, sizeof(none)) == CL_OK);
+	CHECK_EQ_INT(resign(p.data, p.len, 0, &r), CL_ERR_MALFORMED);
+	cl_verify_result_free(&r);
+	cl_buf_free(&p);
+	cl_cose_sign1_free(&s);
+	cl_buf_free(&t);
 }
 
 static void test_claim_checks(void)
@@ -334,6 +396,7 @@ int main(void)
 	RUN(test_mutations);
 	RUN(test_claim_checks);
 	RUN(test_detect);
+	RUN(test_no_sw_measurements);
 	cl_buf_free(&iak);
 	return test_done("psa_test");
 }

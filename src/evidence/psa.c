@@ -595,7 +595,7 @@ static int claims_fill(json_t *c, const struct psa_token *t)
 	CL_TRY(set_str(c, "hardware_version", t->hw_version));
 	CL_TRY(set_str(c, "verification_service", t->vsi));
 	CL_TRY(cl_claims_set_trailing(c, 0));
-	lc = json_pack("{s:s, s:i}", "name", lifecycle_name(t->lifecycle), "value",
+	lc = json_pack("{s:s, s:I}", "name", lifecycle_name(t->lifecycle), "value",
 		       (json_int_t)t->lifecycle);
 	CL_CHECK(lc && json_object_set_new(c, "lifecycle", lc) == 0, CL_ERR_NOMEM, "out of memory");
 	CL_CHECK(json_object_set_new(c, "client_id", json_integer(t->client_id)) == 0 &&

@@ -48,6 +48,13 @@ struct cl_cbor_caps {
 CL_MUST_USE int cl_cbor_load(const uint8_t *p, size_t n, const struct cl_cbor_caps *caps,
 			     cbor_item_t **out);
 
+/*
+ * 1 when it is the simple value null. libcbor's own cbor_is_null() asserts
+ * (aborting the process) when handed a float, which attacker bytes can be;
+ * every caller asks through this instead.
+ */
+int cl_cbor_is_null(const cbor_item_t *it);
+
 /* Bytes of the shortest head carrying arg (1, 2, 3, 5 or 9). */
 size_t cl_cbor_head_len(uint64_t arg);
 /*

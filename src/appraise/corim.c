@@ -777,7 +777,7 @@ static int verify_sign1(const cbor_item_t *s, const struct cl_corim_opts *o,
 	CL_CHECK(cbor_isa_map(unprot) && cbor_map_is_definite(unprot), CL_ERR_MALFORMED,
 		 "CoRIM: COSE unprotected header is not a map");
 	CL_TRY(cose_labels_unique(unprot));
-	CL_CHECK(!cbor_is_null(*payload), CL_ERR_UNSUPPORTED,
+	CL_CHECK(!cl_cbor_is_null(*payload), CL_ERR_UNSUPPORTED,
 		 "CoRIM: detached COSE payloads are not supported");
 	CL_TRY(want_bytes(*payload, 1, CL_MAX_CORIM, &p, &n, "COSE payload"));
 	half = alg == COSE_ALG_ES256 ? 32 : 48;

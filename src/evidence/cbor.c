@@ -218,3 +218,9 @@ size_t cl_cbor_encoded_len(const cbor_item_t *it)
 		}
 	}
 }
+
+int cl_cbor_is_null(const cbor_item_t *it)
+{
+	return it && cbor_isa_float_ctrl(it) && cbor_float_ctrl_is_ctrl(it) &&
+	       cbor_ctrl_value(it) == CBOR_CTRL_NULL;
+}

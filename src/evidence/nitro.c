@@ -155,7 +155,7 @@ static int want_bytes(const cbor_item_t *it, const char *what, size_t min, size_
 		      struct blob *out)
 {
 	memset(out, 0, sizeof(*out));
-	if (nullable && cbor_is_null(it))
+	if (nullable && cl_cbor_is_null(it))
 		return CL_OK;
 	CL_ENSURE_MSG(cbor_isa_bytestring(it) && cbor_bytestring_is_definite(it), CL_ERR_MALFORMED,
 		      "Nitro: %s is not a byte string", what);

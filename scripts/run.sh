@@ -77,6 +77,15 @@ vectors() {
 		--collateral "$V/tdx/dcap-qvl/tdx_quote_outdated_collateral.json" --at 2026-03-01T00:00:00Z
 	case_ "SGX quote v3 + collateral" verified sgx/dcap-qvl/sgx_quote \
 		--collateral "$V/sgx/dcap-qvl/sgx_quote_collateral.json" --at 2025-07-01T00:00:00Z
+	case_ "Nitro Enclaves document (AWS root)" verified nitro/blocky-nitrite/nitro_attestation.b64 \
+		--at 2024-09-07T14:37:39Z
+	case_ "Nitro debug-mode document" rejected nitro/blocky-nitrite/nitro_attestation_debug.b64 \
+		--at 2024-09-07T14:38:06Z
+	case_ "Nitro document, self-signed chain" rejected nitro/blocky-nitrite/selfsigned_attestation.b64 \
+		--at 2024-04-17T18:51:46Z
+	case_ "PSA token (TF-M), its IAK given" verified psa/veraison-psatoken/tfm-p2-token.cbor \
+		--psa-iak "$V/psa/veraison-psatoken/tfm-iak-pub.jwk.json"
+	case_ "PSA token, no IAK" rejected psa/veraison-psatoken/tfm-p1-token.cbor
 	echo
 	if [ $bad -eq 0 ]; then
 		echo "vectors: ok: all $ok evidence checks behaved as expected"

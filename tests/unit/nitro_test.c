@@ -5,6 +5,12 @@
  * outside the chain's validity, debug documents, a self-signed chain, and the
  * report-data and nonce bindings.
  */
+#include <time.h>
+
+#include <cbor.h>
+#include <openssl/x509v3.h>
+
+#include "cloister/cose.h"
 #include "cloister/evidence.h"
 #include "test.h"
 
@@ -140,6 +146,103 @@ static void test_selfsigned(void)
 	cl_buf_free(&raw);
 }
 
+/* A throwaway certificate: P-384, signed by ikey (itself when issuer is NULL). */
+static X509 *throwaway_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *ikey, int ca)
+{
+	X509 *x = X509_new();
+	X509_NAME *name = X509_NAME_new();
+	X509V3_CTX v3;
+	X509_EXTENSION *ext = NULL;
+
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), ca ? 1 : 2);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+	X509_set_subject_name(x, name);
+	X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name);
+	ASN1_TIME_set(X509_getm_notBefore(x), (time_t)at_of("2024-01-01T00:00:00Z"));
+	ASN1_TIME_set(X509_getm_notAfter(x), (time_t)at_of("2025-01-01T00:00:00Z"));
+	X509_set_pubkey(x, key);
+	X509V3_set_ctx(&v3, issuer ? issuer : x, x, NULL, NULL, 0);
+	ext = X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints,
+				  ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
+	X509_add_ext(x, ext, -1);
+	X509_EXTENSION_free(ext);
+	ext = X509V3_EXT_conf_nid(NULL, &v3, NID_key_usage,
+				  ca ? "critical,keyCertSign" : "critical,digitalSignature");
+	X509_add_ext(x, ext, -1);
+	X509_EXTENSION_free(ext);
+	X509_sign(x, ikey, EVP_sha384());
+	X509_NAME_free(name);
+	return x;
+}
+
+static cbor_item_t *der_item(X509 *x)
+{
+	unsigned char *der = NULL;
+	int n = i2d_X509(x, &der);
+	cbor_item_t *it = n > 0 ? cbor_build_bytestring(der, (size_t)n) : NULL;
+
+	OPENSSL_free(der);
+	return it;
+}
+
+/*
+ * A well-formed document whose chain is not AWS's: the real document's
+ * claims, its certificate and cabundle replaced by a throwaway root and leaf,
+ * signed properly by that leaf. Only the chain check can refuse it.
+ */
+static void test_foreign_chain(void)
+{
+	struct cl_buf raw = raw_of(DIR "nitro_attestation.b64");
+	struct cl_cose_sign1 s;
+	struct cbor_load_result res;
+	EVP_PKEY *rk = EVP_EC_gen("P-384"), *lk = EVP_EC_gen("P-384");
+	X509 *root = throwaway_cert("not AWS root", rk, NULL, rk, 1);
+	X509 *leaf = throwaway_cert("not an enclave", lk, root, rk, 0);
+	cbor_item_t *m = NULL, *out = cbor_new_definite_map(16),
+		    *bundle = cbor_new_definite_array(1);
+	unsigned char *payload = NULL, *doc = NULL;
+	size_t plen = 0, cap = 0, dlen = 0;
+
+	CHECK_EQ_INT(cl_cose_sign1_parse(raw.data, raw.len, &s), CL_OK);
+	m = cbor_load(s.payload, s.payload_len, &res);
+	CHECK(m && cbor_isa_map(m) && out && bundle);
+	if (!m || !out || !bundle)
+		goto done;
+	CHECK(cbor_array_push(bundle, cbor_move(der_item(root))));
+	for (size_t i = 0; i < cbor_map_size(m); i++) {
+		struct cbor_pair pr = cbor_map_handle(m)[i];
+		const char *k = (const char *)cbor_string_handle(pr.key);
+		size_t kl = cbor_string_length(pr.key);
+		struct cbor_pair np = {pr.key, pr.value};
+
+		if (kl == 11 && memcmp(k, "certificate", 11) == 0)
+			np.value = cbor_move(der_item(leaf));
+		else if (kl == 8 && memcmp(k, "cabundle", 8) == 0)
+			np.value = bundle;
+		CHECK(cbor_map_add(out, np));
+	}
+	plen = cbor_serialize_alloc(out, &payload, &cap);
+	CHECK(plen > 0);
+	CHECK_EQ_INT(cl_cose_sign1_sign(lk, payload, plen, 0, &doc, &dlen), CL_OK);
+	CHECK_EQ_INT(verify_at(doc, dlen, at_of(GOOD_AT), NULL, NULL), CL_ERR_CHAIN);
+done:
+	free(doc);
+	free(payload);
+	if (m)
+		cbor_decref(&m);
+	if (out)
+		cbor_decref(&out);
+	if (bundle)
+		cbor_decref(&bundle);
+	cl_cose_sign1_free(&s);
+	X509_free(leaf);
+	X509_free(root);
+	EVP_PKEY_free(lk);
+	EVP_PKEY_free(rk);
+	cl_buf_free(&raw);
+}
+
 static void test_time(void)
 {
 	struct cl_buf t = vector_read(DIR "nitro_attestation.b64");
@@ -246,6 +349,7 @@ int main(void)
 	RUN(test_known_answers);
 	RUN(test_debug);
 	RUN(test_selfsigned);
+	RUN(test_foreign_chain);
 	RUN(test_time);
 	RUN(test_bindings);
 	RUN(test_flips);

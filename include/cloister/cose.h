@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <cbor.h>
 #include <openssl/evp.h>
 
 #include "cloister/core.h"
@@ -54,6 +55,11 @@ struct cl_cose_sign1 {
  * verified. On failure *s holds nothing to free (freeing it is harmless).
  */
 CL_MUST_USE int cl_cose_sign1_parse(const uint8_t *p, size_t n, struct cl_cose_sign1 *s);
+/*
+ * The same checks on a COSE_Sign1 array already decoded (by a caller that
+ * loaded it inside a larger structure, bounded); s keeps its own reference.
+ */
+CL_MUST_USE int cl_cose_sign1_from_item(cbor_item_t *item, int tagged, struct cl_cose_sign1 *s);
 
 /*
  * Verify the signature under key (EC P-256 for ES256, P-384 for ES384) over

@@ -19,6 +19,7 @@
 
 #include "cloister/appraise.h"
 #include "cloister/cbor.h"
+#include "cloister/cose.h"
 #include "cloister/crypto.h"
 #include "internal.h"
 
@@ -36,11 +37,7 @@ enum {
 	TAG_RAW = 560,
 };
 
-enum { COSE_ALG_ES256 = -7, COSE_ALG_ES384 = -35 };
-
-#define MAX_COSE_HEADER 4096
-#define MAX_COSE_LABELS 16
-#define MAX_CLAIM_NAME	64
+#define MAX_CLAIM_NAME 64
 /* 9999-12-31T23:59:59Z: the last instant RFC 3339 can write. */
 #define MAX_EPOCH INT64_C(253402300799)
 
@@ -632,60 +629,19 @@ static int load_key(const uint8_t *pem, size_t n, EVP_PKEY **out)
 	return CL_OK;
 }
 
-static int key_curve_is(EVP_PKEY *k, const char *curve)
-{
-	char name[64] = {0};
-	size_t len = 0;
-
-	if (EVP_PKEY_get_group_name(k, name, sizeof(name), &len) != 1)
-		return 0;
-	return strcmp(name, curve) == 0;
-}
-
-/* Labels of a COSE header: int or text, each once. */
-static int cose_labels_unique(const cbor_item_t *m)
-{
-	struct cbor_pair *pr = cbor_map_handle(m);
-	size_t n = cbor_map_size(m);
-
-	CL_ENSURE_MSG(n <= MAX_COSE_LABELS, CL_ERR_MALFORMED, "CoRIM: COSE header too large");
-	for (size_t i = 0; i < n; i++) {
-		const cbor_item_t *k = pr[i].key;
-
-		CL_ENSURE_MSG(cbor_isa_uint(k) || cbor_isa_negint(k) ||
-				      (cbor_isa_string(k) && cbor_string_is_definite(k)),
-			      CL_ERR_MALFORMED, "CoRIM: COSE header label is not an int or text");
-		for (size_t j = 0; j < i; j++) {
-			const cbor_item_t *o = pr[j].key;
-			int same = 0;
-
-			if (cbor_typeof(k) != cbor_typeof(o))
-				continue;
-			if (cbor_isa_string(k))
-				same = cbor_string_length(k) == cbor_string_length(o) &&
-				       memcmp(cbor_string_handle(k), cbor_string_handle(o),
-					      cbor_string_length(k)) == 0;
-			else
-				same = cbor_get_int(k) == cbor_get_int(o);
-			CL_ENSURE_MSG(!same, CL_ERR_MALFORMED,
-				      "CoRIM: COSE header repeats a label");
-		}
-	}
-	return CL_OK;
-}
-
-/* The protected header: alg (ES256/ES384) and a CoRIM content type; no crit. */
-static int parse_protected(const uint8_t *p, size_t n, int64_t *alg)
+/*
+ * The protected header names a CoRIM as its content type (3). The COSE
+ * module has checked its shape, labels, alg and the absence of crit.
+ */
+static int check_content_type(const uint8_t *p, size_t n)
 {
 	cbor_item_t *h = NULL;
 	struct cbor_pair *pr = NULL;
 	int have_ct = 0, rc = CL_OK;
 
-	*alg = 0;
 	CL_TRY(cbor_parse(p, n, &h));
 	CL_CHECK(cbor_isa_map(h) && cbor_map_is_definite(h), CL_ERR_MALFORMED,
 		 "CoRIM: COSE protected header is not a map");
-	CL_TRY(cose_labels_unique(h));
 	pr = cbor_map_handle(h);
 	for (size_t i = 0; i < cbor_map_size(h); i++) {
 		int64_t label = 0;
@@ -693,30 +649,13 @@ static int parse_protected(const uint8_t *p, size_t n, int64_t *alg)
 		if (cbor_isa_string(pr[i].key))
 			continue;
 		CL_TRY(want_int(pr[i].key, &label, "COSE label"));
-		switch (label) {
-		case 1:
-			CL_TRY(want_int(pr[i].value, alg, "COSE alg"));
-			CL_CHECK(*alg == COSE_ALG_ES256 || *alg == COSE_ALG_ES384,
-				 CL_ERR_UNSUPPORTED,
-				 "CoRIM: COSE algorithm %lld is not accepted (ES256, ES384)",
-				 (long long)*alg);
-			break;
-		case 2:
-			CL_CHECK(0, CL_ERR_UNSUPPORTED,
-				 "CoRIM: critical COSE headers are not supported");
-			break;
-		case 3:
-			CL_CHECK(text_is(pr[i].value, "application/rim+cbor") ||
-					 text_is(pr[i].value, "application/corim-unsigned+cbor"),
-				 CL_ERR_MALFORMED, "CoRIM: COSE content type is not a CoRIM");
-			have_ct = 1;
-			break;
-		default:
-			/* kid, corim-meta, CWT claims...: informational here. */
-			break;
-		}
+		if (label != 3)
+			continue; /* alg, kid, corim-meta, CWT claims...: not ours to read */
+		CL_CHECK(text_is(pr[i].value, "application/rim+cbor") ||
+				 text_is(pr[i].value, "application/corim-unsigned+cbor"),
+			 CL_ERR_MALFORMED, "CoRIM: COSE content type is not a CoRIM");
+		have_ct = 1;
 	}
-	CL_CHECK(*alg != 0, CL_ERR_MALFORMED, "CoRIM: COSE protected header has no alg");
 	CL_CHECK(have_ct, CL_ERR_MALFORMED, "CoRIM: COSE protected header has no content type");
 out:
 	if (h)
@@ -724,76 +663,26 @@ out:
 	return rc;
 }
 
-/* Sig_structure = ["Signature1", protected, external_aad = h'', payload] (RFC 9052 4.4). */
-static int sig_structure(const cbor_item_t *prot, const cbor_item_t *payload, uint8_t **out,
-			 size_t *len)
+/* Check a COSE_Sign1 under the key; cs keeps the message (and its payload) for the caller. */
+static int verify_sign1(cbor_item_t *item, const struct cl_corim_opts *o, struct cl_cose_sign1 *cs)
 {
-	static const uint8_t none[1];
-	cbor_item_t *a = cbor_new_definite_array(4), *x[4] = {NULL};
-	size_t cap = 0;
-	int ok = a != NULL;
-
-	x[0] = cbor_build_string("Signature1");
-	x[1] = cbor_build_bytestring(cbor_bytestring_handle(prot), cbor_bytestring_length(prot));
-	x[2] = cbor_build_bytestring(none, 0);
-	x[3] = cbor_build_bytestring(cbor_bytestring_handle(payload),
-				     cbor_bytestring_length(payload));
-	for (int i = 0; i < 4; i++) {
-		ok = ok && x[i] && cbor_array_push(a, x[i]);
-		if (x[i])
-			cbor_decref(&x[i]);
-	}
-	*out = NULL;
-	*len = ok ? cbor_serialize_alloc(a, out, &cap) : 0;
-	if (a)
-		cbor_decref(&a);
-	if (*len == 0) {
-		free(*out);
-		*out = NULL;
-		CL_BAIL(CL_ERR_NOMEM, "out of memory");
-	}
-	return CL_OK;
-}
-
-/* Check a COSE_Sign1 under the key; *payload: its payload (borrowed from s). */
-static int verify_sign1(const cbor_item_t *s, const struct cl_corim_opts *o,
-			const cbor_item_t **payload)
-{
-	const cbor_item_t *prot = NULL, *unprot = NULL, *sig = NULL;
-	const uint8_t *p = NULL, *sp = NULL;
-	uint8_t *tbs = NULL;
-	size_t n = 0, sn = 0, tbs_len = 0, half = 0;
-	int64_t alg = 0;
 	EVP_PKEY *key = NULL;
 	int rc = CL_OK;
 
-	CL_TRY(want_array(s, 4, 4, "COSE_Sign1"));
-	prot = cbor_array_handle(s)[0];
-	unprot = cbor_array_handle(s)[1];
-	*payload = cbor_array_handle(s)[2];
-	sig = cbor_array_handle(s)[3];
-	CL_TRY(want_bytes(prot, 1, MAX_COSE_HEADER, &p, &n, "COSE protected header"));
-	CL_TRY(parse_protected(p, n, &alg));
-	CL_CHECK(cbor_isa_map(unprot) && cbor_map_is_definite(unprot), CL_ERR_MALFORMED,
-		 "CoRIM: COSE unprotected header is not a map");
-	CL_TRY(cose_labels_unique(unprot));
-	CL_CHECK(!cl_cbor_is_null(*payload), CL_ERR_UNSUPPORTED,
-		 "CoRIM: detached COSE payloads are not supported");
-	CL_TRY(want_bytes(*payload, 1, CL_MAX_CORIM, &p, &n, "COSE payload"));
-	half = alg == COSE_ALG_ES256 ? 32 : 48;
-	CL_TRY(want_bytes(sig, 2 * half, 2 * half, &sp, &sn, "COSE signature"));
+	/* What is signed must say it is a CoRIM before anything else is looked at. */
+	if (cbor_isa_array(item) && cbor_array_is_definite(item) && cbor_array_size(item) == 4 &&
+	    cbor_isa_bytestring(cbor_array_handle(item)[0]) &&
+	    cbor_bytestring_is_definite(cbor_array_handle(item)[0]))
+		CL_TRY(check_content_type(cbor_bytestring_handle(cbor_array_handle(item)[0]),
+					  cbor_bytestring_length(cbor_array_handle(item)[0])));
+	CL_TRY(cl_cose_sign1_from_item(item, 1, cs));
+	CL_CHECK(cs->payload_len > 0 && cs->payload_len <= CL_MAX_CORIM, CL_ERR_MALFORMED,
+		 "CoRIM: COSE payload is empty or larger than %zu bytes", CL_MAX_CORIM);
 	CL_CHECK(o && o->key, CL_ERR_SIGNATURE, "CoRIM is signed: a key to verify it is needed");
 	CL_TRY(load_key(o->key, o->key_len, &key));
-	CL_CHECK(key_curve_is(key, alg == COSE_ALG_ES256 ? "prime256v1" : "secp384r1"),
-		 CL_ERR_SIGNATURE, "CoRIM: the key's curve does not match %s",
-		 alg == COSE_ALG_ES256 ? "ES256" : "ES384");
-	CL_TRY(sig_structure(prot, *payload, &tbs, &tbs_len));
-	rc = cl_ecdsa_verify_raw(key, alg == COSE_ALG_ES256 ? CL_SHA256 : CL_SHA384, tbs, tbs_len,
-				 sp, sp + half, half);
-	CL_CHECK(rc == CL_OK, CL_ERR_SIGNATURE,
+	CL_CHECK(cl_cose_sign1_verify(cs, key) == CL_OK, CL_ERR_SIGNATURE,
 		 "CoRIM signature does not verify under the given key");
 out:
-	free(tbs);
 	EVP_PKEY_free(key);
 	return rc;
 }
@@ -822,7 +711,8 @@ int cl_corim_parse(const uint8_t *p, size_t n, const struct cl_corim_opts *o,
 {
 	struct corim_ctx c = {0};
 	cbor_item_t *root = NULL, *inner = NULL;
-	const cbor_item_t *s = NULL, *payload = NULL;
+	const cbor_item_t *s = NULL;
+	struct cl_cose_sign1 cs = {0};
 	int64_t at = o && o->at ? o->at : (int64_t)time(NULL);
 	int rc = CL_OK;
 
@@ -844,12 +734,8 @@ int cl_corim_parse(const uint8_t *p, size_t n, const struct cl_corim_opts *o,
 		s = untag(root, TAG_COSE_SIGN1);
 	}
 	if (s) {
-		const uint8_t *pp = NULL;
-		size_t pn = 0;
-
-		CL_TRY(verify_sign1(s, o, &payload));
-		CL_TRY(want_bytes(payload, 1, CL_MAX_CORIM, &pp, &pn, "COSE payload"));
-		CL_TRY(cbor_parse(pp, pn, &inner));
+		CL_TRY(verify_sign1((cbor_item_t *)s, o, &cs));
+		CL_TRY(cbor_parse(cs.payload, cs.payload_len, &inner));
 		CL_TRY(parse_unsigned(&c, inner, at));
 	} else {
 		CL_CHECK(untag(root, TAG_CORIM), CL_ERR_MALFORMED,
@@ -862,6 +748,7 @@ int cl_corim_parse(const uint8_t *p, size_t n, const struct cl_corim_opts *o,
 		 "CoRIM holds no reference values for a platform cloister verifies");
 	CL_TRY(cl_refvalues_from_json(c.doc, out));
 out:
+	cl_cose_sign1_free(&cs);
 	if (inner)
 		cbor_decref(&inner);
 	if (root)

@@ -137,10 +137,34 @@ static size_t half_of(int64_t alg)
 	return alg == CL_COSE_ALG_ES256 ? 32 : 48;
 }
 
+/* The four parts of a decoded COSE_Sign1 array, checked; pointers borrowed from it. */
+static int from_item(const cbor_item_t *root, struct cl_cose_sign1 *s)
+{
+	cbor_item_t **a = NULL;
+
+	CL_ENSURE_MSG(cbor_isa_array(root) && cbor_array_is_definite(root) &&
+			      cbor_array_size(root) == 4,
+		      CL_ERR_MALFORMED, "COSE_Sign1: not an array of four");
+	a = cbor_array_handle(root);
+	CL_GUARD(want_bytes(a[0], "protected header", &s->protected_hdr, &s->protected_len));
+	CL_ENSURE_MSG(s->protected_len <= CL_COSE_MAX_PROTECTED, CL_ERR_MALFORMED,
+		      "COSE_Sign1: protected header of %zu bytes (at most %d)", s->protected_len,
+		      CL_COSE_MAX_PROTECTED);
+	CL_GUARD(protected_alg(s->protected_hdr, s->protected_len, &s->alg));
+	CL_GUARD(labels_check(a[1], "unprotected"));
+	CL_ENSURE_MSG(!cl_cbor_is_null(a[2]), CL_ERR_UNSUPPORTED,
+		      "COSE_Sign1: detached payloads are not supported");
+	CL_GUARD(want_bytes(a[2], "payload", &s->payload, &s->payload_len));
+	CL_GUARD(want_bytes(a[3], "signature", &s->sig, &s->sig_len));
+	CL_ENSURE_MSG(s->sig_len == 2 * half_of(s->alg), CL_ERR_MALFORMED,
+		      "COSE_Sign1: signature of %zu bytes, %s needs %zu", s->sig_len,
+		      s->alg == CL_COSE_ALG_ES256 ? "ES256" : "ES384", 2 * half_of(s->alg));
+	return CL_OK;
+}
+
 int cl_cose_sign1_parse(const uint8_t *p, size_t n, struct cl_cose_sign1 *s)
 {
 	cbor_item_t *root = NULL;
-	cbor_item_t **a = NULL;
 	int rc = CL_OK;
 
 	memset(s, 0, sizeof(*s));
@@ -159,22 +183,7 @@ int cl_cose_sign1_parse(const uint8_t *p, size_t n, struct cl_cose_sign1 *s)
 	CL_ENSURE_MSG(n > 0 && p[0] == 0x84, n > 0 ? CL_ERR_MALFORMED : CL_ERR_TRUNCATED,
 		      "COSE_Sign1: not an array of four (tag 18 or none)");
 	CL_TRY(cl_cbor_load(p, n, &sign1_caps, &root));
-	CL_CHECK(cbor_isa_array(root) && cbor_array_is_definite(root) && cbor_array_size(root) == 4,
-		 CL_ERR_MALFORMED, "COSE_Sign1: not an array of four");
-	a = cbor_array_handle(root);
-	CL_TRY(want_bytes(a[0], "protected header", &s->protected_hdr, &s->protected_len));
-	CL_CHECK(s->protected_len <= CL_COSE_MAX_PROTECTED, CL_ERR_MALFORMED,
-		 "COSE_Sign1: protected header of %zu bytes (at most %d)", s->protected_len,
-		 CL_COSE_MAX_PROTECTED);
-	CL_TRY(protected_alg(s->protected_hdr, s->protected_len, &s->alg));
-	CL_TRY(labels_check(a[1], "unprotected"));
-	CL_CHECK(!cl_cbor_is_null(a[2]), CL_ERR_UNSUPPORTED,
-		 "COSE_Sign1: detached payloads are not supported");
-	CL_TRY(want_bytes(a[2], "payload", &s->payload, &s->payload_len));
-	CL_TRY(want_bytes(a[3], "signature", &s->sig, &s->sig_len));
-	CL_CHECK(s->sig_len == 2 * half_of(s->alg), CL_ERR_MALFORMED,
-		 "COSE_Sign1: signature of %zu bytes, %s needs %zu", s->sig_len,
-		 s->alg == CL_COSE_ALG_ES256 ? "ES256" : "ES384", 2 * half_of(s->alg));
+	CL_TRY(from_item(root, s));
 	s->tree = root;
 	root = NULL;
 out:
@@ -183,6 +192,16 @@ out:
 	if (rc != CL_OK)
 		memset(s, 0, sizeof(*s));
 	return rc;
+}
+
+int cl_cose_sign1_from_item(cbor_item_t *item, int tagged, struct cl_cose_sign1 *s)
+{
+	memset(s, 0, sizeof(*s));
+	CL_ENSURE_MSG(item, CL_ERR_MALFORMED, "COSE_Sign1: nothing to read");
+	CL_GUARD(from_item(item, s));
+	s->tagged = tagged;
+	s->tree = cbor_incref(item);
+	return CL_OK;
 }
 
 void cl_cose_sign1_free(struct cl_cose_sign1 *s)

@@ -142,9 +142,9 @@ static void test_decode_cache(void)
 	cl_buf_free(&der);
 }
 
-/* A throwaway CA for revocation tests (not evidence: only the X.509 logic). */
-static X509 *make_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *ikey, long serial,
-		       int ca)
+/* A throwaway certificate with the given basic constraints and key usage (NULL: none). */
+static X509 *make_ca(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *ikey, long serial,
+		     const char *bc, const char *ku)
 {
 	X509 *x = X509_new();
 	X509_NAME *name = X509_NAME_new();
@@ -160,13 +160,25 @@ static X509 *make_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *ik
 	X509_time_adj_ex(X509_getm_notAfter(x), 30, 0, NULL);
 	X509_set_pubkey(x, key);
 	X509V3_set_ctx(&v3, issuer ? issuer : x, x, NULL, NULL, 0);
-	ext = X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints,
-				  ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
+	ext = X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints, bc);
 	X509_add_ext(x, ext, -1);
 	X509_EXTENSION_free(ext);
+	if (ku) {
+		ext = X509V3_EXT_conf_nid(NULL, &v3, NID_key_usage, ku);
+		X509_add_ext(x, ext, -1);
+		X509_EXTENSION_free(ext);
+	}
 	X509_sign(x, ikey, EVP_sha256());
 	X509_NAME_free(name);
 	return x;
+}
+
+/* A throwaway CA or leaf for revocation tests (not evidence: only the X.509 logic). */
+static X509 *make_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *ikey, long serial,
+		       int ca)
+{
+	return make_ca(cn, key, issuer, ikey, serial, ca ? "critical,CA:TRUE" : "critical,CA:FALSE",
+		       NULL);
 }
 
 static X509_CRL *make_crl(X509 *issuer, EVP_PKEY *ikey, long revoked_serial, int days_from,
@@ -270,37 +282,6 @@ static void test_revocation(void)
 	EVP_PKEY_free(lk);
 	EVP_PKEY_free(ik);
 	EVP_PKEY_free(rk);
-}
-
-/* A CA certificate with the given basic constraints and key usage (NULL: none). */
-static X509 *make_ca(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *ikey, long serial,
-		     const char *bc, const char *ku)
-{
-	X509 *x = X509_new();
-	X509_NAME *name = X509_NAME_new();
-	X509V3_CTX v3;
-	X509_EXTENSION *ext = NULL;
-
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), serial);
-	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-	X509_set_subject_name(x, name);
-	X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name);
-	X509_time_adj_ex(X509_getm_notBefore(x), -1, 0, NULL);
-	X509_time_adj_ex(X509_getm_notAfter(x), 30, 0, NULL);
-	X509_set_pubkey(x, key);
-	X509V3_set_ctx(&v3, issuer ? issuer : x, x, NULL, NULL, 0);
-	ext = X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints, bc);
-	X509_add_ext(x, ext, -1);
-	X509_EXTENSION_free(ext);
-	if (ku) {
-		ext = X509V3_EXT_conf_nid(NULL, &v3, NID_key_usage, ku);
-		X509_add_ext(x, ext, -1);
-		X509_EXTENSION_free(ext);
-	}
-	X509_sign(x, ikey, EVP_sha256());
-	X509_NAME_free(name);
-	return x;
 }
 
 /* OpenSSL's own path validation, signature step included, as the reference. */
